@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { Logger } from '../common/logger.js';
+import { VERSION } from '../common/version.js';
+import { readRuntimeSettings } from '../config/env.js';
+import { ConfigError } from '../config/errors.js';
+import { parsePortholeUrl } from '../config/url.js';
+import { UnsupportedModeError } from '../instance/errors.js';
+import { type RunningInstance, startTunnelInstance } from '../instance/run.js';
+import { startDemo } from './demo.js';
+import { USAGE } from './usage.js';
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`porthole: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(USAGE);
+    if (first === undefined) process.exitCode = 2;
+    return;
+  }
+  if (first === '--version' || first === '-v' || first === 'version') {
+    process.stdout.write(`porthole ${VERSION}\n`);
+    return;
+  }
+  if (rest.length > 0) fail(`unexpected arguments after the URL: ${rest.join(' ')} (quote the URL)`, 2);
+
+  const settings = readRuntimeSettings();
+  let running: RunningInstance;
+  let logger: Logger;
+  if (first === 'demo') {
+    logger = new Logger('info');
+    running = await startDemo(settings, logger);
+  } else if (first.includes('://')) {
+    const url = parsePortholeUrl(first);
+    if (url.role === 'master') throw new UnsupportedModeError('master:// is not available in this build yet');
+    logger = new Logger(url.params.log);
+    running = await startTunnelInstance(url, settings, logger);
+  } else {
+    fail(`unknown command "${first}" (see porthole --help)`, 2);
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info(`${signal} received, shutting down`);
+    running.stop(settings.shutdownTimeout).then(
+      () => process.exit(0),
+      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof UnsupportedModeError) fail(err.message, 1);
+  const e = err as NodeJS.ErrnoException;
+  fail(`${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, 1);
+});
