@@ -28,10 +28,26 @@ async function main(argv: string[]): Promise<void> {
   if (rest.length > 0) fail(`unexpected arguments after the URL: ${rest.join(' ')} (quote the URL)`, 2);
 
   const settings = readRuntimeSettings();
-  let running: RunningInstance;
-  let logger: Logger;
+  let logger = new Logger('info');
+  let running: RunningInstance | undefined;
+  let stopping = false;
+  const stop = () => {
+    (running as RunningInstance).stop(settings.shutdownTimeout).then(
+      () => process.exit(0),
+      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
+    );
+  };
+  // Installed before anything starts: a supervisor may signal as soon as the instance reports ready.
+  const onSignal = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info(`${signal} received, shutting down`);
+    if (running !== undefined) stop();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
   if (first === 'demo') {
-    logger = new Logger('info');
     running = await startDemo(settings, logger);
   } else if (first.includes('://')) {
     const url = parsePortholeUrl(first);
@@ -41,19 +57,7 @@ async function main(argv: string[]): Promise<void> {
   } else {
     fail(`unknown command "${first}" (see porthole --help)`, 2);
   }
-
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    logger.info(`${signal} received, shutting down`);
-    running.stop(settings.shutdownTimeout).then(
-      () => process.exit(0),
-      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
-    );
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  if (stopping) stop();
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

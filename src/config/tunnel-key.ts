@@ -12,7 +12,7 @@ export function fnv1a32(text: string): number {
  * The tunnel key: the URL's username, else hex FNV-1a-32 of the tunnel port as a decimal string
  * (NodePass: port 10101 gives "e68be2b4").
  */
-export function deriveTunnelKey(username: string, port: number): string {
+export function deriveTunnelKey(username: string, portText: string): string {
   if (username !== '') return username;
-  return fnv1a32(String(port)).toString(16).padStart(8, '0');
+  return fnv1a32(portText).toString(16).padStart(8, '0');
 }

@@ -51,9 +51,10 @@ export function formatEndpoint(e: Endpoint): string {
   return isIP(e.host) === 6 ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
-function decode(text: string, what: string): string {
+/** Percent-decodes; `plusIsSpace` for query text (as Go's url.ParseQuery), not for the userinfo. */
+function decode(text: string, what: string, plusIsSpace = true): string {
   try {
-    return decodeURIComponent(text.replace(/\+/g, ' '));
+    return decodeURIComponent(plusIsSpace ? text.replace(/\+/g, ' ') : text);
   } catch {
     throw new ConfigError(`${what}: invalid percent-encoding in "${text}"`, what);
   }
@@ -156,7 +157,8 @@ function parseParams(parts: UrlParts, raw: Map<ParamName, string>, sniDefault: s
   return params;
 }
 
-const LOOPBACK = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+const LOOPBACK = (host: string) =>
+  host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./i.test(host);
 const UNSPECIFIED = (host: string) => host === '' || host === '0.0.0.0' || host === '::';
 
 export function parseTunnelUrl(parts: UrlParts): TunnelUrl {
@@ -168,17 +170,21 @@ export function parseTunnelUrl(parts: UrlParts): TunnelUrl {
   }
   const targets = targetText.split(',').map((t) => parseEndpoint(decode(t.trim(), 'target'), 'target address'));
   for (const t of targets) {
-    const sameHost = t.host === tunnel.host && !UNSPECIFIED(t.host);
-    if (t.port === tunnel.port && (LOOPBACK(t.host) || UNSPECIFIED(t.host) || sameHost)) {
+    // NodePass's guard (a loopback target, or any target when the tunnel listens on all interfaces), plus a target
+    // that names the tunnel address itself.
+    const sameHost = t.host === tunnel.host;
+    if (t.port === tunnel.port && (LOOPBACK(t.host) || UNSPECIFIED(t.host) || UNSPECIFIED(tunnel.host) || sameHost)) {
       throw new ConfigError(`tunnel port conflicts with target ${formatEndpoint(t)}`, 'target');
     }
   }
-  const username = parts.userinfo === undefined ? '' : decode(parts.userinfo.split(':')[0] as string, 'key');
+  const username = parts.userinfo === undefined ? '' : decode(parts.userinfo.split(':')[0] as string, 'key', false);
+  // NodePass hashes the port as written ("01080", not "1080").
+  const portText = parts.hostport.slice(parts.hostport.lastIndexOf(':') + 1);
   const sniDefault = isIP(tunnel.host) !== 0 || tunnel.host === '' ? 'none' : tunnel.host;
   return {
     role: parts.role,
     parts,
-    key: deriveTunnelKey(username, tunnel.port),
+    key: deriveTunnelKey(username, portText),
     tunnel,
     targets,
     params: parseParams(parts, readQuery(parts), sniDefault),
@@ -217,10 +223,18 @@ export interface InheritedSettings {
   key: string;
 }
 
+/** Go's url.QueryEscape: everything but A-Z a-z 0-9 - _ . ~ is escaped, space as '+'. */
+function goQueryEscape(text: string): string {
+  return encodeURIComponent(text)
+    .replace(/[!'()*]/g, (c) => `%${(c.charCodeAt(0) as number).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+}
+
+/** Rebuilds the URL with `query` encoded as Go's url.Values.Encode does (keys sorted, values escaped). */
 function serialize(parts: UrlParts, query: Array<[string, string]>): string {
   const sorted = [...query].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const userinfo = parts.userinfo === undefined ? '' : `${parts.userinfo}@`;
-  const qs = sorted.map(([k, v]) => `${k}=${v}`).join('&');
+  const qs = sorted.map(([k, v]) => `${goQueryEscape(k)}=${goQueryEscape(v)}`).join('&');
   return `${parts.role}://${userinfo}${parts.hostport}${parts.path}${qs === '' ? '' : `?${qs}`}`;
 }
 
@@ -229,7 +243,8 @@ function serialize(parts: UrlParts, query: Array<[string, string]>): string {
  * for servers, the master's `tls` (when not 0) and `crt`/`key` (tls 2); query keys sorted.
  */
 export function canonicalUrl(url: TunnelUrl, inherited: InheritedSettings): string {
-  const query = [...url.parts.query];
+  // An empty value counts as absent, as NodePass's `query.Get(k) == ""` does.
+  const query = url.parts.query.filter(([, v]) => v !== '');
   const has = (k: string) => query.some(([name]) => name === k);
   if (!has('log')) query.push(['log', inherited.log]);
   if (url.role === 'server' && inherited.tls !== 0 && !has('tls')) {

@@ -2,6 +2,7 @@ import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
 import { canonicalConfig, formatEndpoint, type TunnelUrl } from '../config/url.js';
 import { UnsupportedModeError } from './errors.js';
+import { sendToMaster } from './ipc.js';
 import { SingleEndForwarder } from './single-end.js';
 
 export interface RunningInstance {
@@ -35,5 +36,6 @@ export async function startTunnelInstance(
     throw err;
   }
   logger.info(`Client started: ${canonicalConfig(url)}`);
+  sendToMaster({ type: 'ready', mode: 1 });
   return forwarder;
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { TrafficCounters } from '../tunnel/traffic.js';
+import { sendToMaster } from './ipc.js';
 
 /** The figures an instance reports every NP_REPORT_INTERVAL (NodePass's CHECK_POINT line). */
 export interface InstanceStats {
@@ -12,11 +13,6 @@ export interface InstanceStats {
   tcptx: number;
   udprx: number;
   udptx: number;
-}
-
-/** Message an instance sends to a supervising master over the IPC channel. */
-export interface StatsMessage extends InstanceStats {
-  type: 'stats';
 }
 
 export function formatCheckPoint(s: InstanceStats): string {
@@ -62,9 +58,6 @@ export class StatsReporter {
   async report(): Promise<void> {
     const stats = await this.collect();
     this.logger.event(formatCheckPoint(stats));
-    if (process.send !== undefined && process.connected) {
-      const message: StatsMessage = { type: 'stats', ...stats };
-      process.send(message);
-    }
+    sendToMaster({ type: 'stats', ...stats });
   }
 }

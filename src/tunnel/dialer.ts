@@ -1,4 +1,4 @@
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, isIP, type NetConnectOpts, type Socket } from 'node:net';
 import { type Endpoint, formatEndpoint } from '../config/url.js';
 import { DnsCache, type ResolvedAddress } from './dns-cache.js';
 
@@ -135,14 +135,17 @@ export class Dialer {
     const resolved = await this.dns.resolve(target.host, this.family);
     const started = performance.now();
     return new Promise((resolve, reject) => {
-      const socket = connect({
+      const options: NetConnectOpts & { highWaterMark: number } = {
         host: resolved.address,
         port: target.port,
         family: resolved.family,
         allowHalfOpen: true,
         noDelay: true,
+        // As the accepted side: one libuv read (64 KiB) per 'data' event instead of a 16 KiB default.
+        highWaterMark: 64 * 1024,
         ...(this.options.localAddress !== 'auto' ? { localAddress: this.options.localAddress } : {}),
-      });
+      };
+      const socket = connect(options);
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect to ${formatEndpoint(target)} timed out after ${this.options.dialTimeout}ms`));

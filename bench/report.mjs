@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// Turns the raw samples collected by bench/run.sh into a Markdown report: prints it and (re)writes BENCHMARKS.md.
+//
+//   node bench/report.mjs RESULTS_TSV OUTPUT_MD
+//
+// RESULTS_TSV lines: metric <TAB> path <TAB> repeat <TAB> value   (value "NaN" = that run failed)
+// Settings come from the environment run.sh exports (BENCH_*).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+
+const [resultsPath, outputPath] = process.argv.slice(2);
+if (!resultsPath || !outputPath) {
+  process.stderr.write('usage: report.mjs RESULTS_TSV OUTPUT_MD\n');
+  process.exit(2);
+}
+
+const env = process.env;
+const PATHS = ['direct', 'socat', 'porthole'];
+const METRICS = [
+  { key: 'tput1', label: 'TCP throughput, 1 stream, client → server', unit: 'Gbit/s', better: 'higher' },
+  { key: 'tput1r', label: 'TCP throughput, 1 stream, server → client (-R)', unit: 'Gbit/s', better: 'higher' },
+  { key: 'tput8', label: 'TCP throughput, 8 streams, client → server', unit: 'Gbit/s', better: 'higher' },
+  {
+    key: 'conns',
+    label: `Connection rate (${env.BENCH_CONNS} conns, ${env.BENCH_CONCURRENCY} concurrent)`,
+    unit: 'conn/s',
+    better: 'higher',
+  },
+  { key: 'rtt_med', label: `Round trip, ${env.BENCH_RTT_SIZE} B ping-pong, median`, unit: 'µs', better: 'lower' },
+  { key: 'rtt_p99', label: `Round trip, ${env.BENCH_RTT_SIZE} B ping-pong, p99`, unit: 'µs', better: 'lower' },
+];
+
+// samples[metric][path] = number[] (NaN for failed runs)
+const samples = {};
+for (const line of readFileSync(resultsPath, 'utf8').split('\n')) {
+  if (line.trim() === '') continue;
+  const [metric, path, , value] = line.split('\t');
+  samples[metric] ??= {};
+  samples[metric][path] ??= [];
+  samples[metric][path].push(Number(value));
+}
+
+function median(values) {
+  const ok = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (ok.length === 0) return Number.NaN;
+  const mid = ok.length >> 1;
+  return ok.length % 2 === 1 ? ok[mid] : (ok[mid - 1] + ok[mid]) / 2;
+}
+
+function fmt(value, unit) {
+  if (!Number.isFinite(value)) return 'failed';
+  if (unit === 'Gbit/s') return value.toFixed(2);
+  return String(Math.round(value));
+}
+
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+
+function tool(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitRevision() {
+  const rev = tool('git', ['rev-parse', '--short', 'HEAD']);
+  let dirty = '';
+  try {
+    dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim()
+      ? ' + uncommitted changes in src/'
+      : '';
+  } catch {}
+  return `${rev}${dirty}`;
+}
+
+const medians = {};
+for (const m of METRICS) {
+  medians[m.key] = {};
+  for (const p of PATHS) medians[m.key][p] = median(samples[m.key]?.[p] ?? []);
+}
+
+// Connections that failed (timed out / wrong echo) in any conn-rate run of a path: its cell gets a mark.
+const failedConns = {};
+for (const p of PATHS)
+  failedConns[p] = (samples.conns_failed?.[p] ?? []).reduce((a, v) => a + (Number.isFinite(v) ? v : 0), 0);
+const cell = (m, p) => `${fmt(medians[m.key][p], m.unit)}${m.key === 'conns' && failedConns[p] > 0 ? ' †' : ''}`;
+
+const rows = METRICS.map((m) => {
+  const d = medians[m.key];
+  return `| ${m.label} | ${m.unit} | ${cell(m, 'direct')} | ${cell(m, 'socat')} | ${cell(m, 'porthole')} | ${ratio(d.porthole, d.direct)} | ${ratio(d.porthole, d.socat)} | ${m.better} |`;
+});
+const failedNote = PATHS.filter((p) => failedConns[p] > 0)
+  .map((p) => `${p}: ${failedConns[p]}`)
+  .join(', ');
+const table = [
+  '| measurement | unit | direct | socat | porthole | porthole/direct | porthole/socat | better |',
+  '|---|---|--:|--:|--:|--:|--:|---|',
+  ...rows,
+  ...(failedNote ? ['', `† some connections failed (no echo within 5 s), over all runs: ${failedNote}`] : []),
+].join('\n');
+
+const TARGET_RATIO = 1.2;
+const t = medians.tput1;
+const targetRatio = t.porthole / t.socat;
+const verdict = Number.isFinite(targetRatio)
+  ? targetRatio >= TARGET_RATIO
+    ? `**met**: porthole/socat = ${targetRatio.toFixed(2)}× (${fmt(t.porthole, 'Gbit/s')} vs ${fmt(t.socat, 'Gbit/s')} Gbit/s)`
+    : `**not met**: porthole/socat = ${targetRatio.toFixed(2)}× (${fmt(t.porthole, 'Gbit/s')} vs ${fmt(t.socat, 'Gbit/s')} Gbit/s), needs ≥ ${TARGET_RATIO}×`
+  : '**unknown**: a run failed, see the samples below';
+
+const sampleLines = METRICS.map((m) => {
+  const parts = PATHS.map((p) => {
+    const values = (samples[m.key]?.[p] ?? []).map((v) => fmt(v, m.unit)).join(' / ') || '–';
+    const failed = m.key === 'conns' && failedConns[p] > 0 ? ` (${failedConns[p]} connections failed)` : '';
+    return `${p} ${values}${failed}`;
+  });
+  return `- ${m.label} (${m.unit}): ${parts.join('; ')}`;
+});
+
+const cpu = cpus();
+const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+const md = `# Benchmarks
+
+_This file is regenerated by \`npm run bench\` (bench/run.sh → bench/report.mjs) on every run; edit those scripts, not
+this file._
+
+What it measures, all on 127.0.0.1 and in one run so the three paths see the same machine state:
+
+- **direct**: the client talks to the server itself (iperf3 server, or the Node echo server in bench/echo-server.mjs);
+- **socat**: through \`socat TCP-LISTEN:P,bind=127.0.0.1,reuseaddr,fork,backlog=511 TCP:127.0.0.1:T\` (default 8 KiB
+  buffer; \`backlog=511\` is Node's listen backlog — socat's default of 5 overflows at 50 concurrent connects, SYNs are
+  dropped and retried after 1 s, and the connection-rate figure then measures that instead of the relay);
+- **porthole**: through the single-end forwarder, \`node dist/cli/main.js "client://127.0.0.1:P/127.0.0.1:T?mode=1&log=warn"\`.
+
+Throughput is iperf3 (\`-t ${env.BENCH_DURATION}\`, receiver-side figure), connection rate is bench/conn-rate.mjs
+(connect, 16-byte echo, server closes), latency is bench/rtt.mjs (one connection, ${env.BENCH_RTT_ROUNDS} sequential
+${env.BENCH_RTT_SIZE}-byte round trips). Every figure is the median of ${env.BENCH_REPEATS} runs; the three paths are
+interleaved within each repeat. Ratios are porthole's figure divided by the other one (for latency, above 1× is slower).
+
+## Latest run
+
+- Date: ${date}
+- Command: \`npm run bench\`
+- Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}
+- Node ${process.version}; ${tool('iperf3', ['--version'])}; ${tool('socat', ['-V']) === 'unknown' ? 'socat unknown' : tool('sh', ['-c', 'socat -V | grep -m1 "socat version"'])}
+- porthole revision: ${gitRevision()}
+
+${table}
+
+Target from the issue — "the forwarder sustains at least 1.2x the throughput of socat with its default buffer,
+1 stream, same run": ${verdict}.
+
+Samples (each run, in order):
+
+${sampleLines.join('\n')}
+`;
+
+writeFileSync(outputPath, md);
+process.stdout.write(
+  `\n${table}\n\nTarget (porthole ≥ ${TARGET_RATIO}× socat, 1 stream): ${verdict.replaceAll('**', '')}\n`,
+);
