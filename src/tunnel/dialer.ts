@@ -41,7 +41,7 @@ export class Dialer {
   private rotation = 0;
   private sticky = 0;
   private lastPrimaryReturn = performance.now();
-  private latencies: Array<number | undefined>;
+  private readonly latencies: Array<number | undefined>;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly dns: DnsCache;
   private readonly family: 0 | 4 | 6;
@@ -114,21 +114,25 @@ export class Dialer {
     return { target, resolved: await this.dns.resolve(target.host, this.family) };
   }
 
-  /** TCP connect time to each target in ms (undefined = unreachable), all probed at once. */
-  async probeAll(): Promise<Array<number | undefined>> {
-    const results = await Promise.all(
-      this.targets.map(async (t) => {
+  /**
+   * TCP connect time to each target in ms (undefined = unreachable), all probed at once. Each result is recorded as
+   * it arrives, so a target that hangs until the dial timeout does not hold back what the fast ones showed.
+   */
+  probeAll(): Promise<Array<number | undefined>> {
+    return Promise.all(
+      this.targets.map(async (t, i) => {
+        let latency: number | undefined;
         try {
           const { socket, connectTime } = await this.connectOnce(t);
           socket.destroy();
-          return connectTime;
+          latency = connectTime;
         } catch {
-          return undefined;
+          latency = undefined;
         }
+        this.latencies[i] = latency;
+        return latency;
       }),
     );
-    this.latencies = results;
-    return results;
   }
 
   private async connectOnce(target: Endpoint): Promise<DialedTcp> {
