@@ -28,6 +28,8 @@ export class SingleEndForwarder {
   private readonly dialer: Dialer;
   private readonly slots: SessionSlots;
   private readonly relays = new Set<Relay>();
+  /** Set while stopping: called when the last session has closed. */
+  private onDrained: (() => void) | undefined;
   private tcpServer: Server | TlsServer | undefined;
   private udp: UdpForwarder | undefined;
   private certificate: ListenerCertificate | undefined;
@@ -96,21 +98,18 @@ export class SingleEndForwarder {
     this.udp?.close();
     if (this.relays.size === 0) return;
     const drained = new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (this.relays.size === 0) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 20);
+      this.onDrained = resolve;
     });
     for (const relay of this.relays) {
       relay.user.end();
       relay.target.end();
     }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
-    clearTimeout(timer);
-    for (const relay of this.relays) relay.destroy(new Error('shutdown'));
+    // Sessions that do not finish in time are cut; their close empties the set and resolves `drained`.
+    const deadline = setTimeout(() => {
+      for (const relay of this.relays) relay.destroy(new Error('shutdown'));
+    }, timeout);
+    await drained;
+    clearTimeout(deadline);
   }
 
   private async listenTcp(): Promise<Server | TlsServer> {
@@ -187,6 +186,7 @@ export class SingleEndForwarder {
       onClose: (error) => {
         this.relays.delete(relay);
         this.slots.release('tcp');
+        if (this.relays.size === 0) this.onDrained?.();
         this.logger.debug(`Exchange complete: ${remote}${error ? ` (${error.message})` : ''}`);
       },
     });

@@ -22,6 +22,8 @@ export async function createSelfSignedCertificate(
   commonName = 'porthole',
   hosts: string[] = [],
 ): Promise<CertificatePair> {
+  // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill first.
+  await import('reflect-metadata');
   const x509 = await import('@peculiar/x509');
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };

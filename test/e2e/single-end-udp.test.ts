@@ -30,7 +30,9 @@ async function udpRoundTrips(
   });
   for (let i = 0; i < count; i++) {
     while (inFlight >= 16) {
-      const woke = new Promise<void>((r) => (wake = r));
+      const woke = new Promise<void>((r) => {
+        wake = r;
+      });
       const waited = await Promise.race([woke.then(() => true), sleep(200).then(() => false)]);
       // A lost datagram must not stall the test: after a quiet spell, forget what is outstanding.
       if (!waited) inFlight = 0;
