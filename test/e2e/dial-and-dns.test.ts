@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { exchange, freePort, tcpServer } from '../helpers/net.js';
-import { startForwarder } from '../helpers/porthole.js';
+import { withForwarder } from '../helpers/porthole.js';
 
 /** A target that answers each connection with the address it came from. */
 function whoCalls() {
@@ -9,31 +9,25 @@ function whoCalls() {
 }
 
 describe('outbound dial settings', () => {
-  test('dial=127.0.0.2 makes target connections come from that source address', async () => {
+  test('dial=127.0.0.2 makes target connections come from that source address', async (t) => {
     const target = await whoCalls();
+    t.after(() => target.close());
     const port = await freePort();
-    const fwd = await startForwarder(`client://127.0.0.1:${port}/127.0.0.1:${target.port}?mode=1&dial=127.0.0.2`);
-    try {
+    await withForwarder(`client://127.0.0.1:${port}/127.0.0.1:${target.port}?mode=1&dial=127.0.0.2`, async () => {
       assert.equal((await exchange(port, Buffer.alloc(0))).toString(), '127.0.0.2');
-    } finally {
-      await target.close();
-      assert.equal(await fwd.stop(), 0);
-    }
+    });
   });
 
   for (const dns of ['5m', '0']) {
-    test(`a hostname target resolves (dns=${dns})`, async () => {
+    test(`a hostname target resolves (dns=${dns})`, async (t) => {
       const target = await whoCalls();
+      t.after(() => target.close());
       const port = await freePort();
-      const fwd = await startForwarder(`client://127.0.0.1:${port}/localhost:${target.port}?mode=1&dns=${dns}`);
-      try {
+      await withForwarder(`client://127.0.0.1:${port}/localhost:${target.port}?mode=1&dns=${dns}`, async () => {
         for (let i = 0; i < 3; i++) {
           assert.match((await exchange(port, Buffer.alloc(0))).toString(), /127\.0\.0\.1|::1/);
         }
-      } finally {
-        await target.close();
-        assert.equal(await fwd.stop(), 0);
-      }
+      });
     });
   }
 });

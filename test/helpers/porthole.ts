@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -114,4 +115,18 @@ export async function startForwarder(url: string, env: Record<string, string> = 
     clearTimeout(timer);
   }
   return p;
+}
+
+/** Starts a forwarder for `url`, runs `body` with it, then stops it and checks that it exited cleanly. */
+export async function withForwarder(
+  url: string,
+  body: (fwd: PortholeProcess) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const fwd = await startForwarder(url, env);
+  try {
+    await body(fwd);
+  } finally {
+    assert.equal(await fwd.stop(), 0, 'porthole exits 0 on SIGTERM');
+  }
 }
