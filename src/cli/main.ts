@@ -6,6 +6,7 @@ import { ConfigError } from '../config/errors.js';
 import { parsePortholeUrl } from '../config/url.js';
 import { UnsupportedModeError } from '../instance/errors.js';
 import { type RunningInstance, startTunnelInstance } from '../instance/run.js';
+import { readMasterSettings } from '../master/settings.js';
 import { startDemo } from './demo.js';
 import { USAGE } from './usage.js';
 
@@ -51,9 +52,13 @@ async function main(argv: string[]): Promise<void> {
     running = await startDemo(settings, logger);
   } else if (first.includes('://')) {
     const url = parsePortholeUrl(first);
-    if (url.role === 'master') throw new UnsupportedModeError('master:// is not available in this build yet');
     logger = new Logger(url.params.log);
-    running = await startTunnelInstance(url, settings, logger);
+    if (url.role === 'master') {
+      const { startMaster } = await import('../master/index.js');
+      running = await startMaster(url, settings, logger, readMasterSettings());
+    } else {
+      running = await startTunnelInstance(url, settings, logger);
+    }
   } else {
     fail(`unknown command "${first}" (see porthole --help)`, 2);
   }
@@ -61,7 +66,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof UnsupportedModeError) fail(err.message, 1);
+  if (err instanceof ConfigError || err instanceof UnsupportedModeError || (err as Error).name === 'StateLoadError') {
+    fail((err as Error).message, 1);
+  }
   const e = err as NodeJS.ErrnoException;
   fail(`${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, 1);
 });

@@ -7,6 +7,10 @@ Usage:
   porthole demo          run a demo forwarder (127.0.0.1:18080 -> a small local web page)
   porthole --help | --version
 
+Master (NodePass-compatible REST + SSE API at {prefix}/v1, instances run as child processes):
+  porthole "master://127.0.0.1:9090/api?log=info"          tls=1 self-signed | tls=2&crt=PATH&key=PATH
+  State: PORTHOLE_STATE_DIR (default ./data). The API key is printed at start (header X-API-Key).
+
 Single-end forwarder (client mode 1): listen on the tunnel address (TCP and UDP), forward to the targets:
   porthole "client://127.0.0.1:1080/10.0.0.5:80,10.0.0.6:80?mode=1&lbs=2"
 

@@ -33,7 +33,7 @@ export class Logger {
 
   constructor(
     readonly level: LogLevel,
-    private readonly sink: LogSink = stdoutSink(!process.env.NO_COLOR),
+    private readonly sink: LogSink = defaultSink(),
   ) {
     this.threshold = RANK[level];
   }
@@ -63,12 +63,36 @@ export class Logger {
   }
 }
 
+export function formatLine(message: string, level: Exclude<LogLevel, 'none'>, colour: boolean): string {
+  const stamp = formatTimestamp(new Date());
+  return colour
+    ? `${stamp}  ${COLOUR[level]}${LABEL[level]}\x1b[0m  ${message}`
+    : `${stamp}  ${LABEL[level]}  ${message}`;
+}
+
 export function stdoutSink(colour: boolean): LogSink {
   return (message, level) => {
-    const stamp = formatTimestamp(new Date());
-    const line = colour
-      ? `${stamp}  ${COLOUR[level]}${LABEL[level]}\x1b[0m  ${message}\n`
-      : `${stamp}  ${LABEL[level]}  ${message}\n`;
-    process.stdout.write(line);
+    process.stdout.write(`${formatLine(message, level, colour)}\n`);
   };
+}
+
+/** Set by a master in the environment of the instances it spawns: log lines go over the IPC channel. */
+export const MASTER_IPC_ENV = 'PORTHOLE_MASTER_IPC';
+
+/**
+ * Sends each line to the supervising master as `{type:'log', level, line}` (the `log` message of
+ * instance/ipc.ts) instead of printing it; the master shows it in its SSE `log` events.
+ */
+export function ipcSink(colour: boolean): LogSink {
+  return (message, level) => {
+    if (process.send !== undefined && process.connected) {
+      process.send({ type: 'log', level, line: formatLine(message, level, colour) });
+    }
+  };
+}
+
+/** stdout, or the master's IPC channel when a master spawned this process (it sets PORTHOLE_MASTER_IPC=1). */
+export function defaultSink(): LogSink {
+  const colour = !process.env.NO_COLOR;
+  return process.env[MASTER_IPC_ENV] === '1' && process.send !== undefined ? ipcSink(colour) : stdoutSink(colour);
 }
