@@ -14,3 +14,10 @@ export type InstanceMessage =
 export function sendToMaster(message: InstanceMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
 }
+
+// An instance a master spawned (PORTHOLE_MASTER_IPC=1) ends with its master: when the IPC channel closes (the
+// master exited, even by SIGKILL), it shuts down as on SIGTERM instead of running on unsupervised and holding its
+// ports against the next master's copy of it.
+if (process.env.PORTHOLE_MASTER_IPC === '1' && process.send !== undefined) {
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}

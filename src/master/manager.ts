@@ -289,7 +289,7 @@ export class InstanceManager {
   }
 
   private onLog(r: Record, level: Exclude<LogLevel, 'none'>, line: string): void {
-    if (line.includes('CHECK_POINT|')) return;
+    if (r.deleted || line.includes('CHECK_POINT|')) return;
     this.hub.emit('log', this.view(r), line);
     if (level === 'error' && r.status === 'running') this.setStatus(r, 'error');
   }
@@ -418,12 +418,13 @@ export class InstanceManager {
     if (!r) return false;
     await this.withLock(r, async () => {
       if (r.deleted) return;
+      // From here on the instance emits nothing: its last event is `delete`.
       r.deleted = true;
       if (r.restartTimer) clearTimeout(r.restartTimer);
-      const last = this.view(r);
-      this.records.delete(r.id);
-      this.hub.emit('delete', last);
       await r.child?.stop();
+      r.status = 'stopped';
+      this.records.delete(r.id);
+      this.hub.emit('delete', this.view(r));
       await this.save();
     });
     return true;

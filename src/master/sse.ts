@@ -21,48 +21,28 @@ export function frame(type: EventType, instance: InstanceView | null, logs = '')
 }
 
 class Subscriber {
-  private queue: string[] = [];
-  private queued = 0;
-  private waiting = false;
   closed = false;
 
   constructor(
     readonly res: ServerResponse,
     private readonly limit: number,
     private readonly onOverflow: (s: Subscriber) => void,
-  ) {
-    res.on('drain', () => this.drain());
-  }
+  ) {}
 
-  /** Queues or writes `text`; never blocks. Past `limit` queued bytes the subscriber is cut off. */
+  /**
+   * Writes `text` without waiting: what the socket does not take at once stays in the response's buffer, and a
+   * subscriber whose buffer passes `limit` bytes is cut off.
+   */
   send(text: string): void {
     if (this.closed) return;
-    if (!this.waiting) {
-      if (!this.res.write(text)) this.waiting = true;
-      return;
-    }
-    this.queue.push(text);
-    this.queued += Buffer.byteLength(text);
-    if (this.queued > this.limit) this.onOverflow(this);
-  }
-
-  private drain(): void {
-    this.waiting = false;
-    while (this.queue.length > 0 && !this.closed) {
-      const text = this.queue.shift() as string;
-      this.queued -= Buffer.byteLength(text);
-      if (!this.res.write(text)) {
-        this.waiting = true;
-        return;
-      }
-    }
+    this.res.write(text);
+    if (this.res.writableLength > this.limit) this.onOverflow(this);
   }
 
   close(last?: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue = [];
-    if (last !== undefined && !this.waiting) this.res.end(last);
+    if (last !== undefined && this.res.writableLength <= this.limit) this.res.end(last);
     else this.res.destroy();
   }
 }
