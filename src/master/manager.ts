@@ -21,7 +21,7 @@ type Status = 'running' | 'stopped' | 'error';
 type Counters = { tcprx: number; tcptx: number; udprx: number; udptx: number };
 const zero = (): Counters => ({ tcprx: 0, tcptx: 0, udprx: 0, udptx: 0 });
 
-interface Record {
+interface InstanceRecord {
   id: string;
   alias: string;
   type: 'client' | 'server';
@@ -60,7 +60,7 @@ const newId = (bytes: number) => randomBytes(bytes).toString('hex');
  * Every change goes to the SSE hub as an event and to the state store.
  */
 export class InstanceManager {
-  private readonly records = new Map<string, Record>();
+  private readonly records = new Map<string, InstanceRecord>();
   key = '';
   mid = '';
   alias = '';
@@ -115,7 +115,7 @@ export class InstanceManager {
     url: string,
     config: string,
     restart: boolean,
-  ): Record {
+  ): InstanceRecord {
     return {
       id,
       alias,
@@ -137,7 +137,7 @@ export class InstanceManager {
     };
   }
 
-  private counters(r: Record): Counters {
+  private counters(r: InstanceRecord): Counters {
     return {
       tcprx: r.base.tcprx + r.current.tcprx,
       tcptx: r.base.tcptx + r.current.tcptx,
@@ -168,7 +168,7 @@ export class InstanceManager {
     };
   }
 
-  private view(r: Record): InstanceView {
+  private view(r: InstanceRecord): InstanceView {
     return {
       id: r.id,
       alias: r.alias,
@@ -210,17 +210,17 @@ export class InstanceManager {
     return { url: full, config: canonicalConfig(parseTunnelUrl(splitUrl(full))) };
   }
 
-  private update(r: Record): void {
+  private update(r: InstanceRecord): void {
     if (!r.deleted) this.hub.emit('update', this.view(r));
   }
 
-  private setStatus(r: Record, status: Status): void {
+  private setStatus(r: InstanceRecord, status: Status): void {
     if (r.status === status) return;
     r.status = status;
     this.update(r);
   }
 
-  private withLock<T>(r: Record, fn: () => Promise<T>): Promise<T> {
+  private withLock<T>(r: InstanceRecord, fn: () => Promise<T>): Promise<T> {
     const run = r.lock.then(fn, fn);
     r.lock = run.catch(() => {});
     return run;
@@ -240,7 +240,7 @@ export class InstanceManager {
     return this.view(r);
   }
 
-  private spawn(r: Record): void {
+  private spawn(r: InstanceRecord): void {
     if (r.deleted || this.closing || r.child?.alive) return;
     if (r.restartTimer) {
       clearTimeout(r.restartTimer);
@@ -271,7 +271,7 @@ export class InstanceManager {
     this.logger.info(`Instance ${r.id} started (pid ${child.proc.pid ?? '?'}): ${r.url}`);
   }
 
-  private onStats(r: Record, s: InstanceStats): void {
+  private onStats(r: InstanceRecord, s: InstanceStats): void {
     r.current = { tcprx: s.tcprx, tcptx: s.tcptx, udprx: s.udprx, udptx: s.udptx };
     r.live = { mode: s.mode, ping: s.ping, pool: s.pool, tcps: s.tcps, udps: s.udps };
     if (r.status === 'error') r.status = 'running';
@@ -288,14 +288,14 @@ export class InstanceManager {
     this.store?.saveLazily(this.options.stateFlush);
   }
 
-  private onLog(r: Record, level: Exclude<LogLevel, 'none'>, line: string): void {
+  private onLog(r: InstanceRecord, level: Exclude<LogLevel, 'none'>, line: string): void {
     if (r.deleted || line.includes('CHECK_POINT|')) return;
     this.hub.emit('log', this.view(r), line);
     if (level === 'error' && r.status === 'running') this.setStatus(r, 'error');
   }
 
   private onExit(
-    r: Record,
+    r: InstanceRecord,
     child: InstanceChild,
     code: number | null,
     signal: NodeJS.Signals | null,
@@ -333,7 +333,7 @@ export class InstanceManager {
     }
   }
 
-  private async halt(r: Record): Promise<void> {
+  private async halt(r: InstanceRecord): Promise<void> {
     if (r.restartTimer) {
       clearTimeout(r.restartTimer);
       r.restartTimer = undefined;
@@ -373,7 +373,7 @@ export class InstanceManager {
     return this.view(r);
   }
 
-  private act(r: Record, action: Action): Promise<void> {
+  private act(r: InstanceRecord, action: Action): Promise<void> {
     if (action === 'reset') {
       r.base = { tcprx: -r.current.tcprx, tcptx: -r.current.tcptx, udprx: -r.current.udprx, udptx: -r.current.udptx };
       this.update(r);
