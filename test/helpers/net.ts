@@ -108,6 +108,8 @@ export function readBytes(s: Socket, n: number, timeoutMs = 5000): Promise<Buffe
     s.on('data', onData);
     s.once('end', onEnd);
     s.once('close', onEnd);
+    // A socket paused explicitly (as the pool leaves its connections) does not flow on a new 'data' listener.
+    s.resume();
   });
 }
 

@@ -1,0 +1,95 @@
+import type { Socket } from 'node:net';
+
+/** The egress asked for a pool connection id that did not arrive in time. */
+export class PoolTimeoutError extends Error {
+  override readonly name = 'PoolTimeoutError';
+}
+
+interface Waiter {
+  resolve(socket: Socket): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Idle pool connections by id (8 hex digits). Each connection is used once: the ingress takes any idle one, the
+ * egress waits for the one its peer signalled. A connection that closes while idle leaves the pool.
+ */
+export class ConnectionPool {
+  private readonly idle = new Map<string, Socket>();
+  private readonly waiters = new Map<string, Waiter>();
+  /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
+  served = 0;
+
+  get size(): number {
+    return this.idle.size;
+  }
+
+  has(id: string): boolean {
+    return this.idle.has(id);
+  }
+
+  add(id: string, socket: Socket): void {
+    const waiter = this.waiters.get(id);
+    if (waiter !== undefined) {
+      this.waiters.delete(id);
+      clearTimeout(waiter.timer);
+      this.served++;
+      waiter.resolve(socket);
+      return;
+    }
+    const previous = this.idle.get(id);
+    if (previous !== undefined && previous !== socket) previous.destroy();
+    this.idle.set(id, socket);
+    const drop = () => {
+      if (this.idle.get(id) === socket) this.idle.delete(id);
+    };
+    socket.once('close', drop);
+    socket.once('error', drop);
+  }
+
+  /** Ingress: the oldest idle connection, removed from the pool. */
+  take(): { id: string; socket: Socket } | undefined {
+    for (const [id, socket] of this.idle) {
+      this.idle.delete(id);
+      if (socket.destroyed) continue;
+      this.served++;
+      return { id, socket };
+    }
+    return undefined;
+  }
+
+  /** Egress: the connection with `id`, waiting up to `timeout` ms for it to arrive. */
+  get(id: string, timeout: number): Promise<Socket> {
+    const socket = this.idle.get(id);
+    if (socket !== undefined && !socket.destroyed) {
+      this.idle.delete(id);
+      this.served++;
+      return Promise.resolve(socket);
+    }
+    if (this.waiters.has(id)) return Promise.reject(new Error(`pool connection ${id} is already awaited`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(new PoolTimeoutError(`pool connection ${id} did not arrive within ${timeout}ms`));
+      }, timeout);
+      this.waiters.set(id, { resolve, reject, timer });
+    });
+  }
+
+  /** Closes every idle connection (NodePass `flush`). */
+  flush(): void {
+    for (const socket of this.idle.values()) socket.destroy();
+    this.idle.clear();
+  }
+
+  /** Flushes and fails every waiter. */
+  close(reason = 'pool closed'): void {
+    this.flush();
+    for (const [id, waiter] of this.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new Error(`${reason} while waiting for ${id}`));
+    }
+    this.waiters.clear();
+  }
+}
