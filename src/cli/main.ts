@@ -4,7 +4,6 @@ import { VERSION } from '../common/version.js';
 import { readRuntimeSettings } from '../config/env.js';
 import { ConfigError } from '../config/errors.js';
 import { parsePortholeUrl } from '../config/url.js';
-import { UnsupportedModeError } from '../instance/errors.js';
 import { type RunningInstance, startTunnelInstance } from '../instance/run.js';
 import { readMasterSettings } from '../master/settings.js';
 import { startDemo } from './demo.js';
@@ -66,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof UnsupportedModeError || (err as Error).name === 'StateLoadError') {
+  if (err instanceof ConfigError || (err as Error).name === 'StateLoadError') {
     fail((err as Error).message, 1);
   }
   const e = err as NodeJS.ErrnoException;

@@ -20,8 +20,9 @@ export interface HandshakeReply {
   type: '0' | '1' | '2' | '3';
 }
 
+/** The reply body, byte for byte as NodePass's Go JSON encoder writes it (keys sorted, trailing newline). */
 export function encodeHandshakeReply(reply: HandshakeReply): string {
-  return JSON.stringify({ flow: reply.flow, max: reply.max, tls: reply.tls, type: reply.type });
+  return `${JSON.stringify({ flow: reply.flow, max: reply.max, tls: reply.tls, type: reply.type })}\n`;
 }
 
 export class HandshakeReplyError extends Error {

@@ -88,11 +88,13 @@ export class PoolDialer {
     const { host, port, tls, servername, dialTimeout } = this.options;
     const socket: Socket =
       tls === 0
-        ? netConnect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 5000 })
+        ? netConnect({ host, port, noDelay: true, allowHalfOpen: true, keepAlive: true, keepAliveInitialDelay: 5000 })
         : tlsConnect({
             host,
             port,
             minVersion: 'TLSv1.3',
+            // Honoured by tls.connect though missing from its option type: relayed streams half-close.
+            ...({ allowHalfOpen: true } as object),
             rejectUnauthorized: tls === 2,
             ...(servername ? { servername } : {}),
           });

@@ -18,6 +18,8 @@ interface Waiter {
 export class ConnectionPool {
   private readonly idle = new Map<string, Socket>();
   private readonly waiters = new Map<string, Waiter>();
+  /** Ingress requests waiting for any connection, oldest first. */
+  private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: Socket }): void }> = [];
   /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
   served = 0;
 
@@ -36,6 +38,13 @@ export class ConnectionPool {
       clearTimeout(waiter.timer);
       this.served++;
       waiter.resolve(socket);
+      return;
+    }
+    const anyWaiter = this.anyWaiters.shift();
+    if (anyWaiter !== undefined) {
+      clearTimeout(anyWaiter.timer);
+      this.served++;
+      anyWaiter.resolveAny({ id, socket });
       return;
     }
     const previous = this.idle.get(id);
@@ -57,6 +66,37 @@ export class ConnectionPool {
       return { id, socket };
     }
     return undefined;
+  }
+
+  /** The most recently added idle connection, removed from the pool. */
+  takeNewest(): { id: string; socket: Socket } | undefined {
+    const ids = [...this.idle.keys()];
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const id = ids[i] as string;
+      const socket = this.idle.get(id) as Socket;
+      this.idle.delete(id);
+      if (!socket.destroyed) return { id, socket };
+    }
+    return undefined;
+  }
+
+  /** Ingress: an idle connection now, or the next one to arrive within `timeout` ms. */
+  acquire(timeout: number): Promise<{ id: string; socket: Socket }> {
+    const now = this.take();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolveAny, reject) => {
+      const waiter = {
+        resolve: () => {},
+        resolveAny,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.anyWaiters.indexOf(waiter);
+          if (i >= 0) this.anyWaiters.splice(i, 1);
+          reject(new PoolTimeoutError(`no idle pool connection within ${timeout}ms`));
+        }, timeout),
+      };
+      this.anyWaiters.push(waiter);
+    });
   }
 
   /** Egress: the connection with `id`, waiting up to `timeout` ms for it to arrive. */
@@ -91,5 +131,9 @@ export class ConnectionPool {
       waiter.reject(new Error(`${reason} while waiting for ${id}`));
     }
     this.waiters.clear();
+    for (const waiter of this.anyWaiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new Error(`${reason} while waiting for a pool connection`));
+    }
   }
 }

@@ -68,14 +68,6 @@ describe('porthole CLI', () => {
     assert.match(output, /EADDRINUSE/);
   });
 
-  test('server:// and client mode 2 say they are not available yet', async () => {
-    for (const url of ['server://127.0.0.1:10101/127.0.0.1:8080', 'client://127.0.0.1:10101/127.0.0.1:8080?mode=2']) {
-      const { code, output } = await runPorthole([url]);
-      assert.equal(code, 1);
-      assert.match(output, /not available in this build yet/);
-    }
-  });
-
   test('SIGTERM closes listeners and ends in-flight sessions within NP_SHUTDOWN_TIMEOUT', async () => {
     // A target that keeps its connections open and never ends them.
     const sticky = await tcpServer(() => {});

@@ -59,6 +59,7 @@ describe('handshake', () => {
     const key = deriveTunnelKey('', '10101');
     assert.equal(key, 'e68be2b4');
     assert.equal(handshakeToken(key), createHmac('sha256', 'e68be2b4').update('').digest('hex'));
+    assert.equal(handshakeToken(key), '8940572756af096447802f92b4c843ac61de93b80af9d37a85ed994508656d7e');
     // Computed independently with Python's hmac module.
     assert.equal(handshakeToken('mypassword'), '470e375a2c2f21ec2a5ad8c54b19bb78c09adf5aeda0878ef97ec5dc04c5e904');
   });
@@ -75,7 +76,7 @@ describe('handshake', () => {
   test('the reply body has NodePass field order and types', () => {
     assert.equal(
       encodeHandshakeReply({ flow: '-', max: 1024, tls: '1', type: '0' }),
-      '{"flow":"-","max":1024,"tls":"1","type":"0"}',
+      '{"flow":"-","max":1024,"tls":"1","type":"0"}\n',
     );
     assert.deepEqual(decodeHandshakeReply('{"flow":"+","max":8,"tls":"0","type":"0"}'), {
       flow: '+',

@@ -1,0 +1,244 @@
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { RuntimeSettings } from '../config/env.js';
+import { formatEndpoint, type TunnelUrl } from '../config/url.js';
+import { Dialer } from '../tunnel/dialer.js';
+import { ConnectionPool } from '../tunnel/pool.js';
+import { PoolDialer } from '../tunnel/pool-dialer.js';
+import { SessionSlots } from '../tunnel/session-slots.js';
+import { InstanceTraffic } from '../tunnel/traffic.js';
+import { ControlChannel } from './control-channel.js';
+import { Egress, Ingress } from './dual-end.js';
+import { decodeHandshakeReply, type HandshakeReply, handshakeToken } from './handshake.js';
+import type { Signal } from './signals.js';
+import { StatsReporter, snapshot } from './stats.js';
+import { CertificateVerifier } from './verify.js';
+
+/** The server answered the handshake with something other than 200. */
+export class HandshakeRefusedError extends Error {
+  override readonly name = 'HandshakeRefusedError';
+}
+
+/**
+ * A NodePass client:// instance in dual-end mode (2): handshakes with the server, keeps the TCP pool filled, and
+ * obeys the server's flow: `+` makes it the ingress on its TARGET[0], `-` the egress dialing its target group.
+ * Whenever the tunnel fails it waits NP_SERVICE_COOLDOWN and handshakes again, until stopped.
+ */
+export class TunnelClient {
+  readonly traffic: InstanceTraffic;
+  private readonly slots: SessionSlots;
+  private readonly dialer: Dialer;
+  private readonly pool = new ConnectionPool();
+  private readonly reporter: StatsReporter;
+  private poolDialer: PoolDialer | undefined;
+  private control: ControlChannel | undefined;
+  private verifier: CertificateVerifier | undefined;
+  private ingress: Ingress | undefined;
+  private egress: Egress | undefined;
+  private readonly fingerprints = new Map<string, string>();
+  private reply: HandshakeReply | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly url: TunnelUrl,
+    private readonly settings: RuntimeSettings,
+    private readonly logger: Logger,
+  ) {
+    const p = url.params;
+    this.traffic = new InstanceTraffic(p.rate);
+    this.slots = new SessionSlots(p.slot, this.traffic.counters);
+    this.dialer = new Dialer(url.targets, {
+      lbs: p.lbs,
+      dialTimeout: settings.tcpDialTimeout,
+      localAddress: p.dial,
+      dnsTtl: p.dns,
+      probeInterval: settings.probeInterval,
+      primaryReturnInterval: settings.primaryReturnInterval,
+    });
+    this.reporter = new StatsReporter(
+      async () => snapshot(2, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
+      settings.reportInterval,
+      logger,
+    );
+  }
+
+  /** Starts the session loop; the first handshake happens in the background. */
+  async start(): Promise<void> {
+    this.reporter.start();
+    void this.connect();
+  }
+
+  async stop(_timeout: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.reporter.stop();
+    this.dialer.stop();
+    this.teardown();
+    this.ingress?.close();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const reply = await this.handshake();
+      if (reply.type !== '0') throw new Error(`server uses pool type ${reply.type}; this build supports type 0 only`);
+      this.reply = reply;
+      await this.setUpSides(reply);
+      this.poolDialer = new PoolDialer({
+        pool: this.pool,
+        host: this.url.tunnel.host === '' ? '127.0.0.1' : this.url.tunnel.host,
+        port: this.url.tunnel.port,
+        tls: Number(reply.tls) as 0 | 1 | 2,
+        servername: this.url.params.sni === 'none' ? undefined : this.url.params.sni,
+        min: Math.min(this.url.params.min, reply.max),
+        max: reply.max,
+        minInterval: this.settings.minPoolInterval,
+        maxInterval: this.settings.maxPoolInterval,
+        dialTimeout: this.settings.tcpDialTimeout,
+        onControl: (socket) => this.onControl(socket),
+        onCertificate: (fp, id) => this.fingerprints.set(id, fp),
+        logger: this.logger,
+      });
+      await this.poolDialer.start();
+      this.logger.info(`Connected to ${formatEndpoint(this.url.tunnel)} (flow ${reply.flow}, tls ${reply.tls})`);
+    } catch (err) {
+      this.retry((err as Error).message);
+    }
+  }
+
+  private retry(reason: string): void {
+    if (this.stopped) return;
+    this.logger.error(`Tunnel to ${formatEndpoint(this.url.tunnel)} failed: ${reason}`);
+    this.teardown();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.connect(), this.settings.serviceCooldown);
+  }
+
+  private handshake(): Promise<HandshakeReply> {
+    const { tunnel, params, key } = this.url;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: tunnel.host === '' ? '127.0.0.1' : tunnel.host,
+          port: tunnel.port,
+          method: 'GET',
+          path: '/',
+          headers: { Host: params.sni, Authorization: `Bearer ${handshakeToken(key)}` },
+          timeout: this.settings.handshakeTimeout,
+          agent: false,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200) {
+              reject(new HandshakeRefusedError(`handshake refused: ${res.statusCode} ${body.trim()}`));
+              return;
+            }
+            try {
+              resolve(decodeHandshakeReply(body));
+            } catch (err) {
+              reject(err);
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('handshake timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  private async setUpSides(reply: HandshakeReply): Promise<void> {
+    const { params, targets } = this.url;
+    const sides = {
+      pool: this.pool,
+      traffic: this.traffic,
+      slots: this.slots,
+      logger: this.logger,
+      readTimeout: params.read,
+      udpIdleTimeout: this.settings.udpReadTimeout,
+    };
+    if (reply.flow === '+' && this.ingress === undefined) {
+      const ingress = new Ingress(targets[0] as (typeof targets)[0], {
+        ...sides,
+        notcp: params.notcp === 1,
+        noudp: params.noudp === 1,
+        poolGetTimeout: this.settings.poolGetTimeout,
+      });
+      await ingress.bind();
+      this.ingress = ingress;
+    }
+    if (reply.flow === '-' && this.egress === undefined) {
+      this.egress = new Egress(this.dialer, {
+        ...sides,
+        proxy: params.proxy === 1,
+        poolGetTimeout: this.settings.poolGetTimeout,
+        localAddress: params.dial,
+      });
+      this.dialer.start();
+    }
+  }
+
+  private onControl(socket: Socket): void {
+    this.control = new ControlChannel(socket, {
+      key: this.url.key,
+      reportInterval: this.settings.reportInterval,
+      logger: this.logger,
+      onSignal: (signal) => this.onSignal(signal),
+      onFatal: (reason) => this.retry(reason),
+    });
+    if (this.ingress) this.ingress.control = this.control;
+    if (this.reply?.tls !== '1') {
+      this.markVerified();
+      return;
+    }
+    const control = this.control;
+    const verifier = new CertificateVerifier({
+      pool: this.pool,
+      control,
+      fingerprintOf: (id) => this.fingerprints.get(id),
+      poolGetTimeout: this.settings.poolGetTimeout,
+    });
+    this.verifier = verifier;
+    void verifier.send().then((sent) => {
+      if (!sent) control.abort('no idle pool connection to send verify on');
+    });
+  }
+
+  private onSignal(signal: Signal): void {
+    if (signal.action === 'verify') {
+      const verifier = this.verifier;
+      const control = this.control;
+      if (verifier === undefined || control === undefined) return;
+      void verifier.receive(signal).then((failure) => {
+        if (failure === undefined) this.markVerified();
+        else control.abort(failure);
+      });
+    } else if (signal.action === 'flush') this.pool.flush();
+    else if (this.egress && this.reply?.flow === '-') this.egress.handle(signal);
+  }
+
+  private markVerified(): void {
+    if (this.ingress) this.ingress.open = true;
+    this.logger.info('Tunnel ready');
+  }
+
+  private teardown(): void {
+    this.poolDialer?.stop();
+    this.poolDialer = undefined;
+    this.control?.close();
+    this.control = undefined;
+    this.verifier = undefined;
+    this.pool.close('tunnel down');
+    this.fingerprints.clear();
+    if (this.ingress) {
+      this.ingress.open = false;
+      this.ingress.control = undefined;
+    }
+    this.egress?.close();
+  }
+}

@@ -1,0 +1,297 @@
+import type { Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { Endpoint } from '../config/url.js';
+import { formatEndpoint } from '../config/url.js';
+import type { Dialer } from '../tunnel/dialer.js';
+import type { ConnectionPool } from '../tunnel/pool.js';
+import { encodeProxyV1 } from '../tunnel/proxy-protocol.js';
+import { Relay } from '../tunnel/relay.js';
+import type { SessionSlots } from '../tunnel/session-slots.js';
+import type { InstanceTraffic } from '../tunnel/traffic.js';
+import { bindUdp, connectUdp } from '../tunnel/udp-socket.js';
+import type { ControlChannel } from './control-channel.js';
+import type { Signal } from './signals.js';
+
+export interface TunnelSideOptions {
+  pool: ConnectionPool;
+  traffic: InstanceTraffic;
+  slots: SessionSlots;
+  logger: Logger;
+  readTimeout: number;
+  udpIdleTimeout: number;
+}
+
+interface UdpSession {
+  /** The pool connection carrying this source's datagrams, once one is acquired. */
+  pool: Socket | undefined;
+  pending: Buffer[];
+  idle: NodeJS.Timeout;
+}
+
+/**
+ * The ingress of a dual-end tunnel: listens on a target address; each user connection (or UDP source) takes an idle
+ * pool connection, tells the peer its id over the control channel, and is relayed through it. User traffic is
+ * refused until `open` (after TLS verification).
+ */
+export class Ingress {
+  private tcp: Server | undefined;
+  private udp: UdpSocket | undefined;
+  private readonly udpSessions = new Map<string, UdpSession>();
+  private readonly relays = new Set<Relay>();
+  control: ControlChannel | undefined;
+  open = false;
+
+  constructor(
+    private readonly listen: Endpoint,
+    private readonly options: TunnelSideOptions & { notcp: boolean; noudp: boolean; poolGetTimeout: number },
+  ) {}
+
+  async bind(): Promise<void> {
+    const { host, port } = this.listen;
+    if (!this.options.notcp) {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.onUser(s));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: host === '' ? undefined : host, port }, () => {
+          server.removeListener('error', reject);
+          resolve();
+        });
+      });
+      this.tcp = server;
+    }
+    if (!this.options.noudp) {
+      try {
+        this.udp = await bindUdp(host, port);
+      } catch (err) {
+        this.tcp?.close();
+        throw err;
+      }
+      this.udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port));
+      this.udp.on('error', (err) => this.options.logger.warn(`UDP listener error: ${err.message}`));
+    }
+    this.options.logger.info(`Ingress listening on ${formatEndpoint(this.listen)}`);
+  }
+
+  close(): void {
+    this.tcp?.close();
+    this.udp?.close();
+    for (const relay of this.relays) relay.destroy(new Error('tunnel closed'));
+    for (const s of this.udpSessions.values()) {
+      clearTimeout(s.idle);
+      s.pool?.destroy();
+    }
+    this.udpSessions.clear();
+  }
+
+  /** An idle pool connection, waiting for the client to dial one if none is idle (NodePass waits too). */
+  private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: Socket } | undefined> {
+    if (!this.open || this.control === undefined) {
+      this.options.logger.warn(`${kind} from ${remote} refused: tunnel not ready`);
+      return undefined;
+    }
+    try {
+      return await this.options.pool.acquire(this.options.poolGetTimeout);
+    } catch (err) {
+      this.options.logger.warn(`${kind} from ${remote} refused: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private onUser(user: Socket): void {
+    const remote = `${user.remoteAddress}:${user.remotePort}`;
+    user.on('error', () => {});
+    if (!this.options.slots.tryAcquire('tcp')) {
+      this.options.logger.warn(`TCP slot limit reached: refused ${remote}`);
+      user.destroy();
+      return;
+    }
+    void this.acquirePool('TCP', remote).then((conn) => {
+      if (conn === undefined || user.destroyed || this.control === undefined) {
+        conn?.socket.destroy();
+        this.options.slots.release('tcp');
+        user.destroy();
+        return;
+      }
+      this.options.logger.debug(`TCP ${remote} via pool connection ${conn.id}`);
+      this.control.send({ action: 'tcp', remote, id: conn.id });
+      const relay = new Relay(user, conn.socket, {
+        up: this.options.traffic.tcpUp,
+        down: this.options.traffic.tcpDown,
+        idleTimeout: this.options.readTimeout,
+        onClose: () => {
+          this.relays.delete(relay);
+          this.options.slots.release('tcp');
+        },
+      });
+      this.relays.add(relay);
+      relay.startDown();
+      relay.startUp();
+    });
+  }
+
+  private onDatagram(msg: Buffer, address: string, port: number): void {
+    const key = `${address}|${port}`;
+    const { traffic } = this.options;
+    let session = this.udpSessions.get(key);
+    if (session === undefined) {
+      if (!this.options.slots.tryAcquire('udp')) return;
+      session = this.openUdpSession(key, address, port);
+    }
+    if (traffic.udpUp.bucket !== undefined && !traffic.udpUp.bucket.tryTake(msg.length)) return;
+    traffic.udpUp.count(msg.length);
+    session.idle.refresh();
+    if (session.pool === undefined) {
+      if (session.pending.length < 64) session.pending.push(msg);
+    } else session.pool.write(msg);
+  }
+
+  private openUdpSession(key: string, address: string, port: number): UdpSession {
+    const { traffic } = this.options;
+    const remote = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    const end = () => {
+      if (this.udpSessions.get(key) !== session) return;
+      this.udpSessions.delete(key);
+      clearTimeout(session.idle);
+      this.options.slots.release('udp');
+      session.pool?.destroy();
+    };
+    const session: UdpSession = { pool: undefined, pending: [], idle: setTimeout(end, this.options.udpIdleTimeout) };
+    this.udpSessions.set(key, session);
+    void this.acquirePool('UDP', remote).then((conn) => {
+      if (conn === undefined || this.udpSessions.get(key) !== session || this.control === undefined) {
+        conn?.socket.destroy();
+        end();
+        return;
+      }
+      this.control.send({ action: 'udp', remote, id: conn.id });
+      const pool = conn.socket;
+      session.pool = pool;
+      // v1.14 carries datagrams raw: each chunk read from the stream goes out as one datagram.
+      pool.on('data', (chunk: Buffer) => {
+        traffic.udpDown.count(chunk.length);
+        session.idle.refresh();
+        this.udp?.send(chunk, port, address);
+      });
+      pool.on('error', () => {});
+      pool.on('close', end);
+      pool.resume();
+      for (const msg of session.pending) pool.write(msg);
+      session.pending = [];
+    });
+    return session;
+  }
+}
+
+/**
+ * The egress of a dual-end tunnel: for each `tcp`/`udp` signal, takes the pool connection with the signalled id,
+ * dials the target group and relays (with a PROXY v1 header first when asked).
+ */
+export class Egress {
+  private readonly relays = new Set<Relay>();
+  private readonly udpSockets = new Set<UdpSocket>();
+
+  constructor(
+    private readonly dialer: Dialer,
+    private readonly options: TunnelSideOptions & { proxy: boolean; poolGetTimeout: number; localAddress: string },
+  ) {}
+
+  handle(signal: Signal): void {
+    this.options.logger.debug(`Signal ${signal.action} ${signal.id ?? ''} from ${signal.remote ?? ''}`);
+    if ((signal.action !== 'tcp' && signal.action !== 'udp') || signal.id === undefined) return;
+    const kind = signal.action;
+    if (!this.options.slots.tryAcquire(kind)) {
+      this.options.logger.warn(`${kind.toUpperCase()} slot limit reached: dropped ${signal.remote}`);
+      void this.options.pool.get(signal.id, this.options.poolGetTimeout).then(
+        (s) => s.destroy(),
+        () => {},
+      );
+      return;
+    }
+    const task = kind === 'tcp' ? this.tcp(signal.id, signal.remote ?? '') : this.udp(signal.id);
+    task.catch((err: Error) => {
+      this.options.slots.release(kind);
+      this.options.logger.warn(`${kind.toUpperCase()} for ${signal.remote} failed: ${err.message}`);
+    });
+  }
+
+  close(): void {
+    for (const relay of this.relays) relay.destroy(new Error('tunnel closed'));
+    for (const s of this.udpSockets) s.close();
+  }
+
+  private async tcp(id: string, remote: string): Promise<void> {
+    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    pool.on('error', () => {});
+    let target: Socket;
+    try {
+      target = (await this.dialer.dialTcp()).socket;
+    } catch (err) {
+      pool.destroy();
+      throw err;
+    }
+    // Counted on the target side, where NodePass's egress counts: RX from the target, TX to it.
+    const relay = new Relay(pool, target, {
+      up: this.options.traffic.tcpDown,
+      down: this.options.traffic.tcpUp,
+      idleTimeout: this.options.readTimeout,
+      onClose: () => {
+        this.relays.delete(relay);
+        this.options.slots.release('tcp');
+      },
+    });
+    this.relays.add(relay);
+    if (this.options.proxy) {
+      const { address, port } = splitRemote(remote);
+      target.write(
+        encodeProxyV1({ address, port }, { address: target.remoteAddress ?? '', port: target.remotePort ?? 0 }),
+      );
+    }
+    relay.startDown();
+    relay.startUp();
+  }
+
+  private async udp(id: string): Promise<void> {
+    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    const { traffic } = this.options;
+    let target: UdpSocket;
+    try {
+      const { target: endpoint, resolved } = await this.dialer.resolveUdp();
+      target = await connectUdp(resolved.address, resolved.family, endpoint.port, this.options.localAddress);
+    } catch (err) {
+      pool.destroy();
+      throw err;
+    }
+    this.udpSockets.add(target);
+    let closed = false;
+    const end = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(idle);
+      this.udpSockets.delete(target);
+      target.close();
+      pool.destroy();
+      this.options.slots.release('udp');
+    };
+    const idle = setTimeout(end, this.options.udpIdleTimeout);
+    pool.on('data', (chunk: Buffer) => {
+      traffic.udpDown.count(chunk.length);
+      idle.refresh();
+      target.send(chunk);
+    });
+    target.on('message', (reply) => {
+      traffic.udpUp.count(reply.length);
+      idle.refresh();
+      pool.write(reply);
+    });
+    target.on('error', () => {});
+    pool.on('error', () => {});
+    pool.on('close', end);
+    pool.resume();
+  }
+}
+
+function splitRemote(remote: string): { address: string; port: number } {
+  const colon = remote.lastIndexOf(':');
+  return { address: remote.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(remote.slice(colon + 1)) };
+}

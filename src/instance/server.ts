@@ -1,0 +1,281 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from '../common/logger.js';
+import type { RuntimeSettings } from '../config/env.js';
+import { formatEndpoint, type TunnelUrl } from '../config/url.js';
+import { Dialer } from '../tunnel/dialer.js';
+import { ConnectionPool } from '../tunnel/pool.js';
+import { PoolAcceptor } from '../tunnel/pool-acceptor.js';
+import { SessionSlots } from '../tunnel/session-slots.js';
+import { ListenerCertificate } from '../tunnel/tls-listener.js';
+import { InstanceTraffic } from '../tunnel/traffic.js';
+import { ControlChannel } from './control-channel.js';
+import { Egress, Ingress } from './dual-end.js';
+import { encodeHandshakeReply, verifyAuthorization } from './handshake.js';
+import type { Signal } from './signals.js';
+import { StatsReporter, snapshot } from './stats.js';
+import { CertificateVerifier } from './verify.js';
+
+type Phase = 'handshake' | 'pool' | 'cooldown' | 'stopped';
+
+/**
+ * A NodePass server:// instance. Waits for one client handshake on the tunnel port, then takes that client's pool
+ * connections on the same port; mode 1 (reverse) is the ingress on TARGET[0], mode 2 (forward) the egress dialing
+ * the target group. When the control channel dies the tunnel is torn down and, after NP_SERVICE_COOLDOWN, the
+ * server waits for a new handshake.
+ */
+export class TunnelServer {
+  readonly traffic: InstanceTraffic;
+  private readonly slots: SessionSlots;
+  private readonly dialer: Dialer;
+  private readonly reporter: StatsReporter;
+  private listener: Server | undefined;
+  private readonly http = createHttpServer((req, res) => this.onHandshake(req, res));
+  private phase: Phase = 'handshake';
+  private mode: 1 | 2 = 2;
+  private ingress: Ingress | undefined;
+  private egress: Egress | undefined;
+  private readonly pool = new ConnectionPool();
+  private acceptor: PoolAcceptor | undefined;
+  private control: ControlChannel | undefined;
+  private verifier: CertificateVerifier | undefined;
+  private certificate: ListenerCertificate | undefined;
+  private secureContext: SecureContext | undefined;
+  private cooldownTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly url: TunnelUrl,
+    private readonly settings: RuntimeSettings,
+    private readonly logger: Logger,
+  ) {
+    const p = url.params;
+    this.traffic = new InstanceTraffic(p.rate);
+    this.slots = new SessionSlots(p.slot, this.traffic.counters);
+    this.dialer = new Dialer(url.targets, {
+      lbs: p.lbs,
+      dialTimeout: settings.tcpDialTimeout,
+      localAddress: p.dial,
+      dnsTtl: p.dns,
+      probeInterval: settings.probeInterval,
+      primaryReturnInterval: settings.primaryReturnInterval,
+    });
+    this.reporter = new StatsReporter(
+      async () => snapshot(this.mode, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
+      settings.reportInterval,
+      logger,
+    );
+  }
+
+  get flow(): '+' | '-' {
+    return this.mode === 1 ? '-' : '+';
+  }
+
+  async start(): Promise<void> {
+    const { params, targets } = this.url;
+    const sides = {
+      pool: this.pool,
+      traffic: this.traffic,
+      slots: this.slots,
+      logger: this.logger,
+      readTimeout: params.read,
+      udpIdleTimeout: this.settings.udpReadTimeout,
+    };
+    if (params.mode !== 2) {
+      const ingress = new Ingress(targets[0] as (typeof targets)[0], {
+        ...sides,
+        notcp: params.notcp === 1,
+        noudp: params.noudp === 1,
+        poolGetTimeout: this.settings.poolGetTimeout,
+      });
+      try {
+        await ingress.bind();
+        this.ingress = ingress;
+        this.mode = 1;
+      } catch (err) {
+        if (params.mode === 1) throw err;
+        this.logger.info(`Cannot bind ${formatEndpoint(targets[0] as (typeof targets)[0])}: forward mode (2)`);
+      }
+    }
+    if (this.mode === 2) {
+      this.egress = new Egress(this.dialer, {
+        ...sides,
+        proxy: params.proxy === 1,
+        poolGetTimeout: this.settings.poolGetTimeout,
+        localAddress: params.dial,
+      });
+      this.dialer.start();
+    }
+    if (params.tls !== 0) {
+      const host = this.url.tunnel.host;
+      this.certificate = await ListenerCertificate.create(
+        params.tls,
+        params.crt,
+        params.key,
+        this.logger,
+        host ? [host] : [],
+      );
+      this.secureContext = createSecureContext({ ...this.certificate.current, minVersion: 'TLSv1.3' });
+      this.certificate.watch(params.crt, params.key, this.settings.reloadInterval, this.logger, (pair) => {
+        this.secureContext = createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.3' });
+      });
+    }
+    // Pool connections carry relayed streams, which half-close; the handshake connection is closed by the reply.
+    this.listener = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    const { tunnel } = this.url;
+    await new Promise<void>((resolve, reject) => {
+      const listener = this.listener as Server;
+      listener.once('error', reject);
+      listener.listen({ host: tunnel.host === '' ? undefined : tunnel.host, port: tunnel.port }, () => {
+        listener.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.http.on('clientError', (_err, socket) => socket.destroy());
+    this.http.headersTimeout = this.settings.handshakeTimeout;
+    this.http.requestTimeout = this.settings.handshakeTimeout;
+    this.logger.info(`Tunnel listening on ${formatEndpoint(tunnel)}, mode ${this.mode}, waiting for a client`);
+    this.reporter.start();
+  }
+
+  async stop(timeout: number): Promise<void> {
+    this.phase = 'stopped';
+    this.reporter.stop();
+    this.dialer.stop();
+    this.certificate?.stop();
+    clearTimeout(this.cooldownTimer);
+    this.listener?.close();
+    this.teardownSession();
+    this.ingress?.close();
+    await new Promise((r) => setTimeout(r, Math.min(timeout, 50)));
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => {});
+    if (this.phase === 'handshake') this.http.emit('connection', socket);
+    else if (this.phase === 'pool' && this.acceptor) this.acceptor.accept(socket);
+    else socket.destroy();
+  }
+
+  /** Why a handshake request is refused (status, body), or undefined to accept it. */
+  private checkHandshake(req: IncomingMessage): [number, string] | undefined {
+    if (req.method !== 'GET') return [405, 'Method Not Allowed'];
+    if ((req.url ?? '').split('?')[0] !== '/') return [404, 'Not Found'];
+    if (!verifyAuthorization(req.headers.authorization, this.url.key)) {
+      this.logger.warn(`Handshake from ${req.socket.remoteAddress} refused: wrong key`);
+      return [401, 'Unauthorized'];
+    }
+    if (this.phase !== 'handshake') return [409, 'Tunnel busy'];
+    return undefined;
+  }
+
+  private onHandshake(req: IncomingMessage, res: ServerResponse): void {
+    const reply = (status: number, body: string, json = false) => {
+      // Go net/http's headers: plain-text errors carry nosniff; the JSON reply does not.
+      res.writeHead(status, {
+        Connection: 'close',
+        'Content-Type': json ? 'application/json' : 'text/plain; charset=utf-8',
+        ...(json ? {} : { 'X-Content-Type-Options': 'nosniff' }),
+      });
+      res.end(body);
+    };
+    const refusal = this.checkHandshake(req);
+    if (refusal !== undefined) {
+      reply(refusal[0], `${refusal[1]}\n`);
+      return;
+    }
+    const clientAddress = req.socket.remoteAddress ?? '';
+    const { params } = this.url;
+    reply(
+      200,
+      encodeHandshakeReply({
+        flow: this.flow,
+        max: params.max,
+        tls: String(this.certificate?.mode ?? 0) as '0' | '1' | '2',
+        type: '0',
+      }),
+      true,
+    );
+    this.phase = 'pool';
+    this.acceptor = new PoolAcceptor({
+      pool: this.pool,
+      clientAddress,
+      max: params.max,
+      secureContext: this.secureContext,
+      handshakeTimeout: this.settings.handshakeTimeout,
+      onControl: (socket) => this.onControl(socket),
+      logger: this.logger,
+    });
+    this.logger.info(`Client ${clientAddress} connected (flow ${this.flow})`);
+  }
+
+  private onControl(socket: Socket): void {
+    this.control = new ControlChannel(socket, {
+      key: this.url.key,
+      reportInterval: this.settings.reportInterval,
+      logger: this.logger,
+      onSignal: (signal) => this.onSignal(signal),
+      onFatal: (reason) => this.onTunnelDown(reason),
+    });
+    if (this.ingress) this.ingress.control = this.control;
+    if (this.certificate?.mode !== 1) {
+      this.markVerified();
+      return;
+    }
+    const control = this.control;
+    const verifier = new CertificateVerifier({
+      pool: this.pool,
+      control,
+      fingerprintOf: () => this.certificate?.current.fingerprint,
+      poolGetTimeout: this.settings.poolGetTimeout,
+    });
+    this.verifier = verifier;
+    void verifier.send().then((sent) => {
+      if (!sent) control.abort('no idle pool connection to send verify on');
+    });
+  }
+
+  private onSignal(signal: Signal): void {
+    if (signal.action === 'verify') {
+      const verifier = this.verifier;
+      const control = this.control;
+      if (verifier === undefined || control === undefined) return;
+      void verifier.receive(signal).then((failure) => {
+        if (failure === undefined) this.markVerified();
+        else control.abort(failure);
+      });
+    } else if (signal.action === 'flush') {
+      this.pool.flush();
+    } else if (this.egress) {
+      this.egress.handle(signal);
+    }
+  }
+
+  private markVerified(): void {
+    if (this.ingress) this.ingress.open = true;
+    this.logger.info('Tunnel ready');
+  }
+
+  private teardownSession(): void {
+    this.control?.close();
+    this.control = undefined;
+    this.verifier = undefined;
+    this.acceptor = undefined;
+    this.pool.close('tunnel down');
+    if (this.ingress) {
+      this.ingress.open = false;
+      this.ingress.control = undefined;
+    }
+    this.egress?.close();
+  }
+
+  private onTunnelDown(reason: string): void {
+    if (this.phase === 'stopped') return;
+    this.logger.warn(`Tunnel down: ${reason}; waiting for a client again in ${this.settings.serviceCooldown}ms`);
+    this.teardownSession();
+    this.phase = 'cooldown';
+    this.cooldownTimer = setTimeout(() => {
+      if (this.phase === 'cooldown') this.phase = 'handshake';
+    }, this.settings.serviceCooldown);
+  }
+}

@@ -1,0 +1,60 @@
+import type { ConnectionPool } from '../tunnel/pool.js';
+import type { ControlChannel } from './control-channel.js';
+import type { Signal } from './signals.js';
+
+export interface CertificateVerifierOptions {
+  pool: ConnectionPool;
+  control: ControlChannel;
+  /** The fingerprint this side knows for pool connection `id`: the server its own, the client what it saw. */
+  fingerprintOf(id: string): string | undefined;
+  poolGetTimeout: number;
+}
+
+/**
+ * NodePass's certificate pinning for tls=1 (the only mode that uses it). Each side names one of its idle pool
+ * connections in a `verify` signal with the fingerprint it knows for it, and closes it; the receiver looks up that
+ * connection and compares. The ingress serves users only after its own check of the peer's `verify` passed.
+ * Both sides may name the same connection at once (NodePass takes the oldest); we send the newest and also accept
+ * a `verify` naming a connection we spent on our own.
+ */
+export class CertificateVerifier {
+  private readonly spent = new Map<string, string | undefined>();
+
+  constructor(private readonly options: CertificateVerifierOptions) {}
+
+  /** Sends our `verify` on the newest idle connection, waiting for one up to the pool timeout. */
+  async send(): Promise<boolean> {
+    const { pool, control, fingerprintOf, poolGetTimeout } = this.options;
+    const deadline = Date.now() + poolGetTimeout;
+    let conn = pool.takeNewest();
+    while (conn === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      conn = pool.takeNewest();
+    }
+    if (conn === undefined) return false;
+    const fp = fingerprintOf(conn.id);
+    this.spent.set(conn.id, fp);
+    conn.socket.destroy();
+    control.send({ action: 'verify', id: conn.id, ...(fp ? { fp } : {}) });
+    return true;
+  }
+
+  /** Checks the peer's `verify`; resolves with the reason it failed, or undefined when it passed. */
+  async receive(signal: Signal): Promise<string | undefined> {
+    const { pool, fingerprintOf, poolGetTimeout } = this.options;
+    const id = signal.id ?? '';
+    if (!signal.fp) return 'verify without a fingerprint';
+    let known: string | undefined;
+    if (this.spent.has(id)) known = this.spent.get(id);
+    else {
+      try {
+        (await pool.get(id, poolGetTimeout)).destroy();
+      } catch {
+        return `verify names pool connection ${id}, which never arrived`;
+      }
+      known = fingerprintOf(id);
+    }
+    if (known !== signal.fp) return `certificate fingerprint mismatch: peer ${signal.fp}, here ${known ?? 'none'}`;
+    return undefined;
+  }
+}

@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
+import { connectTcp, echoServer, exchange, freePort, sleep, type TestServer, udpEchoServer } from '../helpers/net.js';
+import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
+
+const FAST = { NP_REPORT_INTERVAL: '500ms', NP_SERVICE_COOLDOWN: '300ms' };
+
+interface Tunnel {
+  server: PortholeProcess;
+  client: PortholeProcess;
+  /** Where users connect (the ingress). */
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Waits until `p` prints `pattern`, failing with its output after `ms`. */
+function ready(p: PortholeProcess, ms = 10_000): Promise<string> {
+  return p.waitFor(/Tunnel ready/, ms);
+}
+
+/**
+ * A server and a client on loopback in front of `targetPort`. Server mode 2: the client is the ingress; mode 1: the
+ * server is. `tls` 2 uses a certificate the test makes for tunnel.test, trusted by the client through
+ * NODE_EXTRA_CA_CERTS.
+ */
+async function startTunnel(serverMode: 1 | 2, tls: 0 | 1 | 2, targetPort: number, extra = ''): Promise<Tunnel> {
+  const tunnelPort = await freePort();
+  const port = await freePort();
+  let tlsParams = `tls=${tls}`;
+  let clientEnv: Record<string, string> = {};
+  let dir: string | undefined;
+  if (tls === 2) {
+    dir = mkdtempSync(join(tmpdir(), 'porthole-dual-'));
+    const pair = await createSelfSignedCertificate('tunnel.test', ['tunnel.test']);
+    writeFileSync(join(dir, 'crt.pem'), pair.cert);
+    writeFileSync(join(dir, 'key.pem'), pair.key);
+    tlsParams += `&crt=${join(dir, 'crt.pem')}&key=${join(dir, 'key.pem')}`;
+    clientEnv = { NODE_EXTRA_CA_CERTS: join(dir, 'crt.pem') };
+  }
+  const sni = tls === 2 ? '&sni=tunnel.test' : '';
+  const serverTarget = serverMode === 2 ? `127.0.0.1:${targetPort}` : `127.0.0.1:${port}`;
+  const clientTarget = serverMode === 2 ? `127.0.0.1:${port}` : `127.0.0.1:${targetPort}`;
+  const server = spawnPorthole(
+    [`server://secret@127.0.0.1:${tunnelPort}/${serverTarget}?mode=${serverMode}&${tlsParams}&log=debug${extra}`],
+    FAST,
+  );
+  await server.ready;
+  const client = spawnPorthole(
+    [`client://secret@127.0.0.1:${tunnelPort}/${clientTarget}?mode=2&min=16${sni}&log=debug${extra}`],
+    { ...FAST, ...clientEnv },
+  );
+  await Promise.all([ready(server), ready(client)]);
+  return {
+    server,
+    client,
+    port,
+    async stop() {
+      const codes = await Promise.all([client.stop(), server.stop()]);
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(codes, [0, 0], 'both ends exit cleanly');
+    },
+  };
+}
+
+async function bulkRoundTrip(port: number, total: number): Promise<void> {
+  const s = await connectTcp(port);
+  const sent = createHash('sha256');
+  const received = createHash('sha256');
+  let got = 0;
+  s.on('data', (c: Buffer) => {
+    received.update(c);
+    got += c.length;
+  });
+  const closed = once(s, 'close');
+  const block = randomBytes(256 * 1024);
+  for (let i = 0; i < total / block.length; i++) {
+    block.writeUInt32BE(i, 0);
+    sent.update(block);
+    if (!s.write(Buffer.from(block))) await once(s, 'drain');
+  }
+  s.end();
+  await closed;
+  assert.equal(got, total);
+  assert.equal(received.digest('hex'), sent.digest('hex'));
+}
+
+async function udpRoundTrips(port: number, count: number): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
+  const expected = new Set<string>();
+  let intact = 0;
+  socket.on('message', (msg) => {
+    const digest = createHash('sha256').update(msg).digest('hex');
+    if (expected.delete(digest)) intact++;
+  });
+  for (let i = 0; i < count; i++) {
+    const msg = randomBytes(16 + ((i * 131) % 1200));
+    expected.add(createHash('sha256').update(msg).digest('hex'));
+    socket.send(msg);
+    // One at a time: v1.14 carries UDP raw in a stream, so datagrams sent back to back may merge.
+    const deadline = Date.now() + 1000;
+    while (intact <= i && Date.now() < deadline) await sleep(2);
+  }
+  socket.close();
+  return intact;
+}
+
+for (const serverMode of [1, 2] as const) {
+  for (const tls of [0, 1, 2] as const) {
+    describe(`dual-end tunnel, server mode ${serverMode}, tls=${tls}`, () => {
+      let echo: TestServer;
+      let udpEcho: Awaited<ReturnType<typeof udpEchoServer>>;
+      let tunnel: Tunnel;
+      before(async () => {
+        echo = await echoServer();
+        udpEcho = await udpEchoServer();
+        // One target port for TCP and UDP: bind the UDP echo on the TCP echo's port.
+        udpEcho.socket.close();
+        udpEcho = await udpEchoServerOn(echo.port);
+        tunnel = await startTunnel(serverMode, tls, echo.port);
+      });
+      after(async () => {
+        await tunnel?.stop();
+        await echo?.close();
+        udpEcho?.socket.close();
+      });
+
+      test('32 MiB round trip arrives sha256-equal', async () => {
+        await bulkRoundTrip(tunnel.port, 32 * 1024 * 1024);
+      });
+
+      test('500 short connections, 50 at a time, each echoed intact', async () => {
+        let next = 0;
+        const worker = async () => {
+          while (next < 500) {
+            const i = next++;
+            const payload = Buffer.from(`dual ${i} ${randomBytes(6).toString('hex')}`);
+            assert.equal((await exchange(tunnel.port, payload)).toString(), payload.toString());
+          }
+        };
+        await Promise.all(Array.from({ length: 50 }, worker));
+      });
+
+      test('UDP datagrams cross the tunnel intact', async () => {
+        assert.equal(await udpRoundTrips(tunnel.port, 50), 50);
+      });
+    });
+  }
+}
+
+async function udpEchoServerOn(port: number) {
+  const socket = createSocket('udp4');
+  socket.on('message', (msg, rinfo) => socket.send(msg, rinfo.port, rinfo.address));
+  await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
+  return { socket, port };
+}
+
+describe('dual-end failure handling', () => {
+  test('a wrong key gets 401 and the server keeps waiting for the right client', async () => {
+    const echo = await echoServer();
+    const tunnelPort = await freePort();
+    const port = await freePort();
+    const server = spawnPorthole([`server://right@127.0.0.1:${tunnelPort}/127.0.0.1:${echo.port}?mode=2`], FAST);
+    await server.ready;
+    const wrong = spawnPorthole([`client://wrong@127.0.0.1:${tunnelPort}/127.0.0.1:${port}?mode=2`], FAST);
+    try {
+      await wrong.waitFor(/handshake refused: 401/);
+      await server.waitFor(/refused: wrong key/);
+      assert.equal(await wrong.stop(), 0);
+      const right = spawnPorthole([`client://right@127.0.0.1:${tunnelPort}/127.0.0.1:${port}?mode=2`], FAST);
+      await ready(right);
+      assert.equal((await exchange(port, Buffer.from('right key'))).toString(), 'right key');
+      assert.equal(await right.stop(), 0);
+    } finally {
+      await wrong.stop();
+      assert.equal(await server.stop(), 0);
+      await echo.close();
+    }
+  });
+
+  test('1000 random byte strings on the tunnel port leave the server serving', async () => {
+    const echo = await echoServer();
+    const tunnel = await startTunnel(2, 0, echo.port);
+    try {
+      const tunnelPort = Number(
+        /127\.0\.0\.1:(\d+)/.exec(tunnel.server.output().match(/Tunnel listening on [^,]+/)?.[0] ?? '')?.[1],
+      );
+      let next = 0;
+      const worker = async () => {
+        while (next < 1000) {
+          next++;
+          const s = await connectTcp(tunnelPort).catch(() => undefined);
+          if (!s) continue;
+          s.on('error', () => {});
+          s.end(randomBytes(1 + Math.floor(Math.random() * 300)));
+          // The server may reset such a peer: wait for the close, never for an error.
+          await Promise.race([new Promise((r) => s.once('close', r)), sleep(500)]);
+          s.destroy();
+        }
+      };
+      await Promise.all(Array.from({ length: 20 }, worker));
+      const reply = await exchange(tunnel.port, Buffer.from('still here')).catch((err: Error) => err.message);
+      assert.equal(
+        String(reply),
+        'still here',
+        `server:\n${tunnel.server.output().slice(-3000)}\nclient:\n${tunnel.client.output().slice(-3000)}`,
+      );
+    } finally {
+      await tunnel.stop();
+      await echo.close();
+    }
+  });
+
+  test('kill -9 of the client mid-transfer: the server recovers and serves a restarted client', async () => {
+    const echo = await echoServer();
+    const tunnel = await startTunnel(2, 0, echo.port);
+    const tunnelPort = Number(/:(\d+)\//.exec(tunnel.client.proc.spawnargs.at(-1) ?? '')?.[1]);
+    try {
+      const s = await connectTcp(tunnel.port);
+      s.on('error', () => {});
+      s.write(randomBytes(4 * 1024 * 1024));
+      tunnel.client.proc.kill('SIGKILL');
+      await tunnel.server.waitFor(/Tunnel down/);
+      const client = spawnPorthole(
+        [`client://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${tunnel.port}?mode=2&min=16`],
+        FAST,
+      );
+      await ready(client, 15_000);
+      assert.equal((await exchange(tunnel.port, Buffer.from('after restart'))).toString(), 'after restart');
+      assert.equal(await client.stop(), 0);
+    } finally {
+      assert.equal(await tunnel.server.stop(), 0);
+      await echo.close();
+    }
+  });
+
+  test('kill -9 of the server: the client reconnects when it comes back', async () => {
+    const echo = await echoServer();
+    const tunnel = await startTunnel(2, 0, echo.port);
+    const serverArgs = tunnel.server.proc.spawnargs.at(-1) as string;
+    try {
+      tunnel.server.proc.kill('SIGKILL');
+      await tunnel.client.waitFor(/failed: control channel/);
+      await sleep(500);
+      const server = spawnPorthole([serverArgs], FAST);
+      await server.ready;
+      await server.waitFor(/Tunnel ready/, 15_000);
+      await sleep(200);
+      assert.equal((await exchange(tunnel.port, Buffer.from('reconnected'))).toString(), 'reconnected');
+      assert.equal(await server.stop(), 0);
+    } finally {
+      assert.equal(await tunnel.client.stop(), 0);
+      await echo.close();
+    }
+  });
+
+  test('a pool of min=64 is warm within 2 s and reported as POOL', async () => {
+    const echo = await echoServer();
+    const tunnelPort = await freePort();
+    const port = await freePort();
+    const server = spawnPorthole([`server://127.0.0.1:${tunnelPort}/127.0.0.1:${echo.port}?mode=2`], FAST);
+    await server.ready;
+    const started = Date.now();
+    const client = spawnPorthole([`client://127.0.0.1:${tunnelPort}/127.0.0.1:${port}?mode=2&min=64`], FAST);
+    try {
+      await ready(client);
+      while (Date.now() - started < 2000 && (client.stats.at(-1)?.pool ?? 0) < 64) await sleep(50);
+      // Stats arrive every 500 ms: look at the freshest report within the 2 s.
+      assert.ok((client.stats.at(-1)?.pool ?? 0) >= 64, `pool ${client.stats.at(-1)?.pool} after 2 s`);
+      assert.equal(client.stats.at(-1)?.mode, 2);
+    } finally {
+      assert.equal(await client.stop(), 0);
+      assert.equal(await server.stop(), 0);
+      await echo.close();
+    }
+  });
+});
