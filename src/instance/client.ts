@@ -3,12 +3,13 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
 import { formatEndpoint, type TunnelUrl } from '../config/url.js';
-import { Dialer } from '../tunnel/dialer.js';
+import type { Dialer } from '../tunnel/dialer.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { PoolDialer } from '../tunnel/pool-dialer.js';
-import { SessionSlots } from '../tunnel/session-slots.js';
-import { InstanceTraffic } from '../tunnel/traffic.js';
+import type { SessionSlots } from '../tunnel/session-slots.js';
+import type { InstanceTraffic } from '../tunnel/traffic.js';
 import { ControlChannel } from './control-channel.js';
+import { createDataPlane } from './data-plane.js';
 import { Egress, Ingress } from './dual-end.js';
 import { decodeHandshakeReply, type HandshakeReply, handshakeToken } from './handshake.js';
 import type { Signal } from './signals.js';
@@ -46,17 +47,7 @@ export class TunnelClient {
     private readonly settings: RuntimeSettings,
     private readonly logger: Logger,
   ) {
-    const p = url.params;
-    this.traffic = new InstanceTraffic(p.rate);
-    this.slots = new SessionSlots(p.slot, this.traffic.counters);
-    this.dialer = new Dialer(url.targets, {
-      lbs: p.lbs,
-      dialTimeout: settings.tcpDialTimeout,
-      localAddress: p.dial,
-      dnsTtl: p.dns,
-      probeInterval: settings.probeInterval,
-      primaryReturnInterval: settings.primaryReturnInterval,
-    });
+    ({ traffic: this.traffic, slots: this.slots, dialer: this.dialer } = createDataPlane(url, settings));
     this.reporter = new StatsReporter(
       async () => snapshot(2, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
       settings.reportInterval,
@@ -70,6 +61,7 @@ export class TunnelClient {
     void this.connect();
   }
 
+  /** Ends the session loop and the tunnel; sessions through it end at once (their pool connections close). */
   async stop(_timeout: number): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
@@ -168,6 +160,7 @@ export class TunnelClient {
         notcp: params.notcp === 1,
         noudp: params.noudp === 1,
         poolGetTimeout: this.settings.poolGetTimeout,
+        block: params.block,
       });
       await ingress.bind();
       this.ingress = ingress;
@@ -196,28 +189,18 @@ export class TunnelClient {
       this.markVerified();
       return;
     }
-    const control = this.control;
-    const verifier = new CertificateVerifier({
+    this.verifier = new CertificateVerifier({
       pool: this.pool,
-      control,
+      control: this.control,
       fingerprintOf: (id) => this.fingerprints.get(id),
       poolGetTimeout: this.settings.poolGetTimeout,
     });
-    this.verifier = verifier;
-    void verifier.send().then((sent) => {
-      if (!sent) control.abort('no idle pool connection to send verify on');
-    });
+    this.verifier.begin();
   }
 
   private onSignal(signal: Signal): void {
     if (signal.action === 'verify') {
-      const verifier = this.verifier;
-      const control = this.control;
-      if (verifier === undefined || control === undefined) return;
-      void verifier.receive(signal).then((failure) => {
-        if (failure === undefined) this.markVerified();
-        else control.abort(failure);
-      });
+      this.verifier?.check(signal, () => this.markVerified());
     } else if (signal.action === 'flush') this.pool.flush();
     else if (this.egress && this.reply?.flow === '-') this.egress.handle(signal);
   }

@@ -1,6 +1,7 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
+import type { BlockedProtocol } from '../config/params.js';
 import type { Endpoint } from '../config/url.js';
 import { formatEndpoint } from '../config/url.js';
 import type { Dialer } from '../tunnel/dialer.js';
@@ -8,6 +9,7 @@ import type { ConnectionPool } from '../tunnel/pool.js';
 import { encodeProxyV1 } from '../tunnel/proxy-protocol.js';
 import { Relay } from '../tunnel/relay.js';
 import type { SessionSlots } from '../tunnel/session-slots.js';
+import { SNIFF_AMBIGUITY_TIMEOUT, sniffFirstBytes } from '../tunnel/sniff.js';
 import type { InstanceTraffic } from '../tunnel/traffic.js';
 import { bindUdp, connectUdp } from '../tunnel/udp-socket.js';
 import type { ControlChannel } from './control-channel.js';
@@ -44,7 +46,12 @@ export class Ingress {
 
   constructor(
     private readonly listen: Endpoint,
-    private readonly options: TunnelSideOptions & { notcp: boolean; noudp: boolean; poolGetTimeout: number },
+    private readonly options: TunnelSideOptions & {
+      notcp: boolean;
+      noudp: boolean;
+      poolGetTimeout: number;
+      block: ReadonlySet<BlockedProtocol>;
+    },
   ) {}
 
   async bind(): Promise<void> {
@@ -106,7 +113,11 @@ export class Ingress {
       user.destroy();
       return;
     }
-    void this.acquirePool('TCP', remote).then((conn) => {
+    // As in single-end: the first user bytes are inspected while the tunnel side is being set up, and the
+    // target's first bytes flow back meanwhile, so server-speaks-first protocols are never held up.
+    const sniffing =
+      this.options.block.size > 0 ? sniffFirstBytes(user, this.options.block, SNIFF_AMBIGUITY_TIMEOUT) : undefined;
+    void this.acquirePool('TCP', remote).then(async (conn) => {
       if (conn === undefined || user.destroyed || this.control === undefined) {
         conn?.socket.destroy();
         this.options.slots.release('tcp');
@@ -126,7 +137,17 @@ export class Ingress {
       });
       this.relays.add(relay);
       relay.startDown();
-      relay.startUp();
+      if (sniffing === undefined) {
+        relay.startUp();
+        return;
+      }
+      const { verdict, head, ended } = await sniffing;
+      if (verdict.kind === 'block') {
+        this.options.logger.warn(`Blocked ${verdict.protocol.toUpperCase()} connection from ${remote}`);
+        relay.destroy(new Error(`blocked ${verdict.protocol}`));
+        return;
+      }
+      relay.startUp(head, ended);
     });
   }
 

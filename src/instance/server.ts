@@ -4,13 +4,14 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
 import { formatEndpoint, type TunnelUrl } from '../config/url.js';
-import { Dialer } from '../tunnel/dialer.js';
+import type { Dialer } from '../tunnel/dialer.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { PoolAcceptor } from '../tunnel/pool-acceptor.js';
-import { SessionSlots } from '../tunnel/session-slots.js';
+import type { SessionSlots } from '../tunnel/session-slots.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
-import { InstanceTraffic } from '../tunnel/traffic.js';
+import type { InstanceTraffic } from '../tunnel/traffic.js';
 import { ControlChannel } from './control-channel.js';
+import { createDataPlane } from './data-plane.js';
 import { Egress, Ingress } from './dual-end.js';
 import { encodeHandshakeReply, verifyAuthorization } from './handshake.js';
 import type { Signal } from './signals.js';
@@ -49,17 +50,7 @@ export class TunnelServer {
     private readonly settings: RuntimeSettings,
     private readonly logger: Logger,
   ) {
-    const p = url.params;
-    this.traffic = new InstanceTraffic(p.rate);
-    this.slots = new SessionSlots(p.slot, this.traffic.counters);
-    this.dialer = new Dialer(url.targets, {
-      lbs: p.lbs,
-      dialTimeout: settings.tcpDialTimeout,
-      localAddress: p.dial,
-      dnsTtl: p.dns,
-      probeInterval: settings.probeInterval,
-      primaryReturnInterval: settings.primaryReturnInterval,
-    });
+    ({ traffic: this.traffic, slots: this.slots, dialer: this.dialer } = createDataPlane(url, settings));
     this.reporter = new StatsReporter(
       async () => snapshot(this.mode, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
       settings.reportInterval,
@@ -87,6 +78,7 @@ export class TunnelServer {
         notcp: params.notcp === 1,
         noudp: params.noudp === 1,
         poolGetTimeout: this.settings.poolGetTimeout,
+        block: params.block,
       });
       try {
         await ingress.bind();
@@ -138,7 +130,8 @@ export class TunnelServer {
     this.reporter.start();
   }
 
-  async stop(timeout: number): Promise<void> {
+  /** Closes the listeners and the tunnel; sessions through it end at once (their pool connections close). */
+  async stop(_timeout: number): Promise<void> {
     this.phase = 'stopped';
     this.reporter.stop();
     this.dialer.stop();
@@ -147,7 +140,6 @@ export class TunnelServer {
     this.listener?.close();
     this.teardownSession();
     this.ingress?.close();
-    await new Promise((r) => setTimeout(r, Math.min(timeout, 50)));
   }
 
   private onConnection(socket: Socket): void {
@@ -222,28 +214,18 @@ export class TunnelServer {
       this.markVerified();
       return;
     }
-    const control = this.control;
-    const verifier = new CertificateVerifier({
+    this.verifier = new CertificateVerifier({
       pool: this.pool,
-      control,
+      control: this.control,
       fingerprintOf: () => this.certificate?.current.fingerprint,
       poolGetTimeout: this.settings.poolGetTimeout,
     });
-    this.verifier = verifier;
-    void verifier.send().then((sent) => {
-      if (!sent) control.abort('no idle pool connection to send verify on');
-    });
+    this.verifier.begin();
   }
 
   private onSignal(signal: Signal): void {
     if (signal.action === 'verify') {
-      const verifier = this.verifier;
-      const control = this.control;
-      if (verifier === undefined || control === undefined) return;
-      void verifier.receive(signal).then((failure) => {
-        if (failure === undefined) this.markVerified();
-        else control.abort(failure);
-      });
+      this.verifier?.check(signal, () => this.markVerified());
     } else if (signal.action === 'flush') {
       this.pool.flush();
     } else if (this.egress) {

@@ -3,19 +3,18 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
 import { formatEndpoint, type TunnelUrl } from '../config/url.js';
-import { AllTargetsFailedError, Dialer } from '../tunnel/dialer.js';
+import { AllTargetsFailedError, type Dialer } from '../tunnel/dialer.js';
 import { encodeProxyV1 } from '../tunnel/proxy-protocol.js';
 import { Relay } from '../tunnel/relay.js';
-import { SessionSlots } from '../tunnel/session-slots.js';
-import { sniffFirstBytes } from '../tunnel/sniff.js';
+import type { SessionSlots } from '../tunnel/session-slots.js';
+import { SNIFF_AMBIGUITY_TIMEOUT, sniffFirstBytes } from '../tunnel/sniff.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
-import { InstanceTraffic } from '../tunnel/traffic.js';
+import type { InstanceTraffic } from '../tunnel/traffic.js';
 import { UdpForwarder } from '../tunnel/udp-forwarder.js';
 import { bindUdp } from '../tunnel/udp-socket.js';
+import { createDataPlane } from './data-plane.js';
 import { type InstanceStats, StatsReporter, snapshot } from './stats.js';
 
-// A first-bytes prefix that could still be a blocked protocol ("GE", a lone 0x05) passes after this long.
-const SNIFF_AMBIGUITY_TIMEOUT = 500;
 // Sockets read up to this much per event; libuv reads 64 KiB at a time, so match it to avoid splitting reads.
 const HIGH_WATER_MARK = 64 * 1024;
 
@@ -40,17 +39,7 @@ export class SingleEndForwarder {
     private readonly settings: RuntimeSettings,
     private readonly logger: Logger,
   ) {
-    const p = url.params;
-    this.traffic = new InstanceTraffic(p.rate);
-    this.slots = new SessionSlots(p.slot, this.traffic.counters);
-    this.dialer = new Dialer(url.targets, {
-      lbs: p.lbs,
-      dialTimeout: settings.tcpDialTimeout,
-      localAddress: p.dial,
-      dnsTtl: p.dns,
-      probeInterval: settings.probeInterval,
-      primaryReturnInterval: settings.primaryReturnInterval,
-    });
+    ({ traffic: this.traffic, slots: this.slots, dialer: this.dialer } = createDataPlane(url, settings));
     this.reporter = new StatsReporter(() => this.stats(), settings.reportInterval, logger);
   }
 

@@ -22,6 +22,21 @@ export class CertificateVerifier {
 
   constructor(private readonly options: CertificateVerifierOptions) {}
 
+  /** Sends our `verify`; ends the tunnel when no pool connection is there to send it on. */
+  begin(): void {
+    void this.send().then((sent) => {
+      if (!sent) this.options.control.abort('no idle pool connection to send verify on');
+    });
+  }
+
+  /** Checks the peer's `verify`: `onPassed` when it matches, the tunnel ends when it does not. */
+  check(signal: Signal, onPassed: () => void): void {
+    void this.receive(signal).then((failure) => {
+      if (failure === undefined) onPassed();
+      else this.options.control.abort(failure);
+    });
+  }
+
   /** Sends our `verify` on the newest idle connection, waiting for one up to the pool timeout. */
   async send(): Promise<boolean> {
     const { pool, control, fingerprintOf, poolGetTimeout } = this.options;

@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net';
 import type { BlockedProtocol } from '../config/params.js';
 
+/** How long a first-bytes prefix that could still be a blocked protocol ("GE", a lone 0x05) waits for more. */
+export const SNIFF_AMBIGUITY_TIMEOUT = 500;
+
 export type SniffVerdict = { kind: 'pass' } | { kind: 'block'; protocol: BlockedProtocol } | { kind: 'more' };
 
 // HTTP request methods up to 7 letters (RFC 9110 plus PATCH and the HTTP/2 preface "PRI"), matched with their space.

@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
-import { connectTcp, echoServer, exchange, freePort, sleep, type TestServer, udpEchoServer } from '../helpers/net.js';
+import {
+  connectTcp,
+  echoServer,
+  exchange,
+  freePort,
+  recorder,
+  sleep,
+  type TestServer,
+  udpEchoServer,
+} from '../helpers/net.js';
 import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
 
 const FAST = { NP_REPORT_INTERVAL: '500ms', NP_SERVICE_COOLDOWN: '300ms' };
@@ -279,6 +288,28 @@ describe('dual-end failure handling', () => {
       assert.equal(await client.stop(), 0);
       assert.equal(await server.stop(), 0);
       await echo.close();
+    }
+  });
+
+  test('block at the ingress and a PROXY v1 header from the egress', async () => {
+    const target = await recorder();
+    const tunnel = await startTunnel(2, 0, target.port, '&block=2&proxy=1');
+    try {
+      await exchange(tunnel.port, Buffer.from('GET / HTTP/1.1\r\n\r\n')).catch(() => Buffer.alloc(0));
+      await tunnel.client.waitFor(/Blocked HTTP connection/);
+      const s = await connectTcp(tunnel.port);
+      const userPort = s.localPort;
+      s.end('plain bytes');
+      await new Promise((r) => s.once('close', r));
+      await sleep(100);
+      // The egress dials the target (and writes the PROXY header) while the ingress still sniffs, so that a
+      // server-speaks-first protocol is never held up; a blocked user's bytes must never reach the target though.
+      const sessions = target.received.map((b) => b.toString('latin1'));
+      assert.ok(sessions.every((t) => !t.includes('GET /')), `blocked bytes reached the target: ${sessions}`);
+      assert.equal(sessions.at(-1), `PROXY TCP4 127.0.0.1 127.0.0.1 ${userPort} ${target.port}\r\nplain bytes`);
+    } finally {
+      await tunnel.stop();
+      await target.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import {
   exchange,
   freePort,
   readBytes,
+  recorder,
   sleep,
   type TestServer,
   tcpServer,
@@ -102,19 +103,6 @@ describe('slot', () => {
     });
   });
 });
-
-/** A target that records every byte it receives per connection and echoes nothing. */
-async function recorder(host = '127.0.0.1'): Promise<TestServer & { received: Buffer[] }> {
-  const received: Buffer[] = [];
-  const server = await tcpServer((s) => {
-    const index = received.push(Buffer.alloc(0)) - 1;
-    s.on('data', (c: Buffer) => {
-      received[index] = Buffer.concat([received[index] as Buffer, c]);
-    });
-    s.on('end', () => s.end());
-  }, host);
-  return Object.assign(server, { received });
-}
 
 describe('proxy', () => {
   for (const host of ['127.0.0.1', '::1']) {

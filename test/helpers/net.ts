@@ -118,3 +118,16 @@ export function sha256(b: Buffer): string {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A target that records every byte it receives per connection and echoes nothing. */
+export async function recorder(host = '127.0.0.1'): Promise<TestServer & { received: Buffer[] }> {
+  const received: Buffer[] = [];
+  const server = await tcpServer((s) => {
+    const index = received.push(Buffer.alloc(0)) - 1;
+    s.on('data', (c: Buffer) => {
+      received[index] = Buffer.concat([received[index] as Buffer, c]);
+    });
+    s.on('end', () => s.end());
+  }, host);
+  return Object.assign(server, { received });
+}
