@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # porthole benchmarks: throughput (iperf3), connection rate and small-message latency, each measured direct on
-# loopback, through socat (default buffer) and through the porthole single-end forwarder, in the same run.
+# loopback, through socat (default buffer) and through the porthole single-end forwarder, in the same run; then the
+# dual-end NodePass tunnel (server mode 2 + client mode 2, tls=0 and tls=1) against a chain of two socat relays
+# standing in for the same two hops, and direct again, still in the same run.
 # Writes BENCHMARKS.md. Run as `npm run bench` (which builds dist/ first).
 #
 # Everything stays on 127.0.0.1; every process started here is stopped by pid on exit; every step has a time limit.
-# Tunables (environment): BENCH_DURATION (iperf3 seconds, 4), BENCH_REPEATS (3), BENCH_CONNS (2000),
-# BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000), BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100).
+# Tunables (environment): BENCH_DURATION (iperf3 seconds, 4), BENCH_DUAL_DURATION (iperf3 seconds for the dual-end
+# part, 3), BENCH_REPEATS (3), BENCH_CONNS (2000), BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000),
+# BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 export BENCH_DURATION=${BENCH_DURATION:-4}
+export BENCH_DUAL_DURATION=${BENCH_DUAL_DURATION:-3}
 export BENCH_REPEATS=${BENCH_REPEATS:-3}
 export BENCH_CONNS=${BENCH_CONNS:-2000}
 export BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-50}
@@ -79,36 +83,95 @@ start() {
 }
 
 # --- servers and relays ------------------------------------------------------------------------------------------
-read -r P_IPERF P_ONCE P_STREAM S_IPERF S_ONCE S_STREAM F_IPERF F_ONCE F_STREAM < <(node bench/free-ports.mjs 9 "$BASE_PORT")
-[ -n "${F_STREAM:-}" ] || { echo "bench: could not find free ports" >&2; exit 1; }
+# 9 ports for the single-end part, 6 for the socat chain (A and B per target), 12 for the dual-end tunnels (tunnel
+# port and client listen port, per target, per tls value).
+read -r -a FREE < <(node bench/free-ports.mjs 27 "$BASE_PORT")
+[ "${#FREE[@]}" -eq 27 ] || { echo "bench: could not find free ports" >&2; exit 1; }
+P_IPERF=${FREE[0]} P_ONCE=${FREE[1]} P_STREAM=${FREE[2]}
 declare -A PORT=(
-  [direct/iperf]=$P_IPERF [direct/once]=$P_ONCE [direct/stream]=$P_STREAM
-  [socat/iperf]=$S_IPERF [socat/once]=$S_ONCE [socat/stream]=$S_STREAM
-  [porthole/iperf]=$F_IPERF [porthole/once]=$F_ONCE [porthole/stream]=$F_STREAM
+  [direct/iperf]=${FREE[0]} [direct/once]=${FREE[1]} [direct/stream]=${FREE[2]}
+  [socat/iperf]=${FREE[3]} [socat/once]=${FREE[4]} [socat/stream]=${FREE[5]}
+  [porthole/iperf]=${FREE[6]} [porthole/once]=${FREE[7]} [porthole/stream]=${FREE[8]}
+  [chain/iperf]=${FREE[9]} [chain/once]=${FREE[10]} [chain/stream]=${FREE[11]}
+  [chainB/iperf]=${FREE[12]} [chainB/once]=${FREE[13]} [chainB/stream]=${FREE[14]}
+  [dual0/iperf]=${FREE[15]} [dual0/once]=${FREE[16]} [dual0/stream]=${FREE[17]}
+  [tunnel0/iperf]=${FREE[18]} [tunnel0/once]=${FREE[19]} [tunnel0/stream]=${FREE[20]}
+  [dual1/iperf]=${FREE[21]} [dual1/once]=${FREE[22]} [dual1/stream]=${FREE[23]}
+  [tunnel1/iperf]=${FREE[24]} [tunnel1/once]=${FREE[25]} [tunnel1/stream]=${FREE[26]}
 )
 
-log "nproc $BENCH_NPROC, node $(node --version), ports $P_IPERF..$F_STREAM, work dir $WORK"
+log "nproc $BENCH_NPROC, node $(node --version), ports ${FREE[0]}..${FREE[26]}, work dir $WORK"
 start iperf3-server "$P_IPERF" iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
 start echo-server "$P_ONCE" node bench/echo-server.mjs "$P_ONCE" "$P_STREAM"
 listening "$P_STREAM" || sleep 0.5
+SOCAT_LISTEN_OPTS=bind=127.0.0.1,reuseaddr,fork,backlog=511
 for kind in iperf once stream; do
   target=${PORT[direct/$kind]}
   start "socat-$kind" "${PORT[socat/$kind]}" \
-    socat "TCP-LISTEN:${PORT[socat/$kind]},bind=127.0.0.1,reuseaddr,fork,backlog=511" "TCP:127.0.0.1:$target"
+    socat "TCP-LISTEN:${PORT[socat/$kind]},$SOCAT_LISTEN_OPTS" "TCP:127.0.0.1:$target"
   start "porthole-$kind" "${PORT[porthole/$kind]}" \
     node dist/cli/main.js "client://127.0.0.1:${PORT[porthole/$kind]}/127.0.0.1:$target?mode=1&log=warn"
+  # Two plain socat relays in a row: chain (A) -> chainB (B) -> target.
+  start "chainB-$kind" "${PORT[chainB/$kind]}" \
+    socat "TCP-LISTEN:${PORT[chainB/$kind]},$SOCAT_LISTEN_OPTS" "TCP:127.0.0.1:$target"
+  start "chain-$kind" "${PORT[chain/$kind]}" \
+    socat "TCP-LISTEN:${PORT[chain/$kind]},$SOCAT_LISTEN_OPTS" "TCP:127.0.0.1:${PORT[chainB/$kind]}"
 done
+
+# Dual-end tunnels, one per target and tls value: the server (egress, mode 2) dials the target, the client (ingress)
+# listens on the dualT port. Both ends start now; readiness is checked below, after all of them had time to connect.
+for tls in 0 1; do
+  for kind in iperf once stream; do
+    tp=${PORT[tunnel$tls/$kind]} lp=${PORT[dual$tls/$kind]}
+    start "dual$tls-$kind-server" "$tp" \
+      node dist/cli/main.js "server://benchkey@127.0.0.1:$tp/127.0.0.1:${PORT[direct/$kind]}?mode=2&tls=$tls&log=warn"
+    start "dual$tls-$kind-client" "$lp" \
+      node dist/cli/main.js "client://benchkey@127.0.0.1:$tp/127.0.0.1:$lp?mode=2&log=warn"
+  done
+done
+
+# ready NAME PORT KIND: waits (<= 30 s) until a real exchange through PORT works: for iperf a 64 KiB iperf3 test, for
+# the echo targets bench/probe.mjs. The client's listener is bound right after the handshake, but it refuses users
+# until the control channel is up (and, with tls=1, the certificate verify round has passed).
+declare -A LOG_SKIP=()
+ready() {
+  local name=$1 port=$2 kind=$3 attempt=0 t0=$SECONDS
+  while [ $((SECONDS - t0)) -lt 30 ]; do
+    attempt=$((attempt + 1))
+    if [ "$kind" = iperf ]; then
+      timeout 10 iperf3 -c 127.0.0.1 -p "$port" -n 64K >"$WORK/ready-$name.log" 2>&1 && break
+      sleep 0.5 # a failed test leaves the iperf3 server a moment to reset
+    else
+      timeout 5 node bench/probe.mjs "$port" "$kind" 3000 2>"$WORK/ready-$name.log" && break
+      sleep 0.2
+    fi
+  done
+  if [ $((SECONDS - t0)) -ge 30 ]; then
+    echo "bench: $name is not carrying traffic after 30 s" >&2
+    cat "$WORK/ready-$name.log" "$WORK/$name-server.log" "$WORK/$name-client.log" >&2
+    exit 1
+  fi
+  # Warnings logged while the tunnel was still coming up (users refused: not ready) are expected; skip them later.
+  LOG_SKIP[$name-server]=$(wc -l <"$WORK/$name-server.log")
+  LOG_SKIP[$name-client]=$(wc -l <"$WORK/$name-client.log")
+  log "$name ready (attempt $attempt)"
+}
+T_READY=$SECONDS
+for tls in 0 1; do
+  for kind in iperf once stream; do ready "dual$tls-$kind" "${PORT[dual$tls/$kind]}" "$kind"; done
+done
+log "dual-end tunnels ready in $((SECONDS - T_READY))s"
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
 
-# iperf METRIC PATH REPEAT [iperf3 args...]: one iperf3 run, records Gbit/s (receiver side) or NaN.
+# iperf METRIC PATH REPEAT SECONDS [iperf3 args...]: one iperf3 run, records Gbit/s (receiver side) or NaN.
 iperf() {
-  local metric=$1 path=$2 rep=$3
-  shift 3
+  local metric=$1 path=$2 rep=$3 secs=$4
+  shift 4
   local out="$WORK/iperf-$metric-$path-$rep.json" value=NaN
-  if timeout $((BENCH_DURATION + 20)) iperf3 -c 127.0.0.1 -p "${PORT[$path/iperf]}" -t "$BENCH_DURATION" -J "$@" \
+  if timeout $((secs + 20)) iperf3 -c 127.0.0.1 -p "${PORT[$path/iperf]}" -t "$secs" -J "$@" \
     >"$out" 2>"$out.err"; then
     value=$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
       process.stdout.write(String(r.end.sum_received.bits_per_second / 1e9))' "$out" 2>>"$out.err" || echo NaN)
@@ -146,16 +209,25 @@ rtt() {
   printf '  %-7s %-9s median %s µs, p99 %s µs\n' rtt "$path" "$(json_field "$out" medianUs)" "$(json_field "$out" p99Us)" >&2
 }
 
-# --- measurements (paths interleaved within each repeat so drift hits all three alike) ------------------------------
+# --- measurements (paths interleaved within each repeat so drift hits all of them alike) ----------------------------
+# Single-end part: direct, socat, porthole. Dual-end part: direct (throughput again, at the dual-end duration; its
+# connection rate and latency are the single-end part's direct figures, same settings and repeat), the socat chain,
+# and the dual-end tunnel with tls=0 and tls=1.
 PATHS=(direct socat porthole)
+DUAL_PATHS=(chain dual0 dual1)
 SECONDS=0
 for rep in $(seq "$BENCH_REPEATS"); do
-  log "repeat $rep/$BENCH_REPEATS"
-  for path in "${PATHS[@]}"; do iperf tput1 "$path" "$rep"; done
-  for path in "${PATHS[@]}"; do iperf tput1r "$path" "$rep" -R; done
-  for path in "${PATHS[@]}"; do iperf tput8 "$path" "$rep" -P 8; done
+  log "repeat $rep/$BENCH_REPEATS: single-end"
+  for path in "${PATHS[@]}"; do iperf tput1 "$path" "$rep" "$BENCH_DURATION"; done
+  for path in "${PATHS[@]}"; do iperf tput1r "$path" "$rep" "$BENCH_DURATION" -R; done
+  for path in "${PATHS[@]}"; do iperf tput8 "$path" "$rep" "$BENCH_DURATION" -P 8; done
   for path in "${PATHS[@]}"; do conn_rate "$path" "$rep"; done
   for path in "${PATHS[@]}"; do rtt "$path" "$rep"; done
+  log "repeat $rep/$BENCH_REPEATS: dual-end"
+  for path in direct "${DUAL_PATHS[@]}"; do iperf dtput1 "$path" "$rep" "$BENCH_DUAL_DURATION"; done
+  for path in direct "${DUAL_PATHS[@]}"; do iperf dtput8 "$path" "$rep" "$BENCH_DUAL_DURATION" -P 8; done
+  for path in "${DUAL_PATHS[@]}"; do conn_rate "$path" "$rep"; done
+  for path in "${DUAL_PATHS[@]}"; do rtt "$path" "$rep"; done
 done
 log "measured in ${SECONDS}s"
 
@@ -163,11 +235,20 @@ log "measured in ${SECONDS}s"
 for pid in "${PIDS[@]}"; do
   kill -0 "$pid" 2>/dev/null || log "WARNING: process $pid exited during the run"
 done
-for kind in iperf once stream; do
-  if grep -qv CHECK_POINT "$WORK/porthole-$kind.log"; then
-    log "porthole-$kind logged (other than CHECK_POINT):"
-    grep -v CHECK_POINT "$WORK/porthole-$kind.log" | head -n 20 >&2
+# show_log NAME [SKIP]: prints what NAME logged (other than CHECK_POINT) after its first SKIP lines.
+show_log() {
+  local lines
+  lines=$(tail -n +$((${2:-0} + 1)) "$WORK/$1.log" | grep -v CHECK_POINT || true)
+  if [ -n "$lines" ]; then
+    log "$1 logged (other than CHECK_POINT$([ "${2:-0}" -gt 0 ] && echo ", after it was ready")):"
+    printf '%s\n' "$lines" | head -n 20 >&2
   fi
+}
+for kind in iperf once stream; do
+  show_log "porthole-$kind"
+  for tls in 0 1; do
+    for end in server client; do show_log "dual$tls-$kind-$end" "${LOG_SKIP[dual$tls-$kind-$end]}"; done
+  done
 done
 
 node bench/report.mjs "$RESULTS" "$ROOT/BENCHMARKS.md"

@@ -22,6 +22,13 @@ export class ConnectionPool {
   private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: Socket }): void }> = [];
   /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
   served = 0;
+  /** Called each time a connection is handed out, so the side that dials the pool can replace it at once. */
+  onServe: (() => void) | undefined;
+
+  private serve(): void {
+    this.served++;
+    this.onServe?.();
+  }
 
   get size(): number {
     return this.idle.size;
@@ -36,14 +43,14 @@ export class ConnectionPool {
     if (waiter !== undefined) {
       this.waiters.delete(id);
       clearTimeout(waiter.timer);
-      this.served++;
+      this.serve();
       waiter.resolve(socket);
       return;
     }
     const anyWaiter = this.anyWaiters.shift();
     if (anyWaiter !== undefined) {
       clearTimeout(anyWaiter.timer);
-      this.served++;
+      this.serve();
       anyWaiter.resolveAny({ id, socket });
       return;
     }
@@ -62,7 +69,7 @@ export class ConnectionPool {
     for (const [id, socket] of this.idle) {
       this.idle.delete(id);
       if (socket.destroyed) continue;
-      this.served++;
+      this.serve();
       return { id, socket };
     }
     return undefined;
@@ -104,7 +111,7 @@ export class ConnectionPool {
     const socket = this.idle.get(id);
     if (socket !== undefined && !socket.destroyed) {
       this.idle.delete(id);
-      this.served++;
+      this.serve();
       return Promise.resolve(socket);
     }
     if (this.waiters.has(id)) return Promise.reject(new Error(`pool connection ${id} is already awaited`));

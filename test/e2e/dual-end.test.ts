@@ -291,6 +291,30 @@ describe('dual-end failure handling', () => {
     }
   });
 
+  test('a pool connection handed to a user is replaced at once, not at the next refill tick', async () => {
+    const echo = await echoServer();
+    const tunnelPort = await freePort();
+    const port = await freePort();
+    // Refill ticks 10 s apart: without the immediate replacement the 9th user would wait out NP_POOL_GET_TIMEOUT.
+    const slowTicks = { ...FAST, NP_MIN_POOL_INTERVAL: '10s', NP_MAX_POOL_INTERVAL: '10s', NP_POOL_GET_TIMEOUT: '3s' };
+    const server = spawnPorthole([`server://127.0.0.1:${tunnelPort}/127.0.0.1:${echo.port}?mode=2`], slowTicks);
+    await server.ready;
+    const client = spawnPorthole([`client://127.0.0.1:${tunnelPort}/127.0.0.1:${port}?mode=2&min=8`], slowTicks);
+    try {
+      await ready(client);
+      const started = Date.now();
+      for (let i = 0; i < 100; i++) {
+        const message = Buffer.from(`user ${i}`);
+        assert.deepEqual(await exchange(port, message), message);
+      }
+      assert.ok(Date.now() - started < 5000, `100 users took ${Date.now() - started} ms`);
+    } finally {
+      assert.equal(await client.stop(), 0);
+      assert.equal(await server.stop(), 0);
+      await echo.close();
+    }
+  });
+
   test('block at the ingress and a PROXY v1 header from the egress', async () => {
     const target = await recorder();
     const tunnel = await startTunnel(2, 0, target.port, '&block=2&proxy=1');
