@@ -86,5 +86,17 @@ export function Chart({ data, series, height = 180, format, label, range, window
     plot.current?.setData(data as uPlot.AlignedData);
   }, [data]);
 
-  return <div class="chart" ref={box} role="img" aria-label={label} />;
+  // The sample count and the highest value drawn, as attributes: what the chart shows, readable without pixels.
+  let peak = 0;
+  for (const ys of data.slice(1)) for (const y of ys) if (y > peak) peak = y;
+  return (
+    <div
+      class="chart"
+      ref={box}
+      role="img"
+      aria-label={label}
+      data-samples={data[0]?.length ?? 0}
+      data-peak={Math.round(peak)}
+    />
+  );
 }

@@ -12,7 +12,7 @@ const INFO_INTERVAL = 2000;
 const pct = (v: number) => `${Math.round(v)} %`;
 
 export function MasterPanel() {
-  const { api } = useSession();
+  const { api, store } = useSession();
   const [info, setInfo] = useState<Info | null>(null);
   const [error, setError] = useState('');
   const [, setTick] = useState(0);
@@ -144,7 +144,13 @@ export function MasterPanel() {
           />
         </div>
       </div>
-      <AliasForm current={info?.alias ?? ''} onSaved={(i) => setInfo(i)} />
+      <AliasForm
+        current={info?.alias ?? ''}
+        onSaved={(i) => {
+          setInfo(i);
+          if (store.keyInstance) store.upsert({ ...store.keyInstance, alias: i.alias });
+        }}
+      />
       <KeyRegeneration />
       <TcpPing />
       <p class="muted small">
