@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
+import { brotliCompressSync, gzipSync, constants as zlib } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from './context.js';
 
@@ -75,7 +75,7 @@ class StaticFile {
       'X-Content-Type-Options': 'nosniff',
     });
     const match = req.headers['if-none-match'];
-    if (match && match.split(',').some((t) => t.trim().replace(/^W\//, '') === this.etag)) {
+    if (match?.split(',').some((t) => t.trim().replace(/^W\//, '') === this.etag)) {
       return reply.code(304).send();
     }
     const encoding = this.pick(req.headers['accept-encoding']);
@@ -97,9 +97,7 @@ export function loadDashboard(dir: string, assetPath: string, apiBase: string): 
   const indexFile = join(dir, 'index.html');
   const assetDir = join(dir, 'assets');
   if (!existsSync(indexFile) || !existsSync(assetDir)) return undefined;
-  const html = readFileSync(indexFile, 'utf8')
-    .replaceAll('__ASSETS__', assetPath)
-    .replaceAll('__API_BASE__', apiBase);
+  const html = readFileSync(indexFile, 'utf8').replaceAll('__ASSETS__', assetPath).replaceAll('__API_BASE__', apiBase);
   const assets = new Map<string, StaticFile>();
   for (const name of readdirSync(assetDir)) {
     const type = TYPES[extname(name)];
