@@ -118,10 +118,18 @@ describe('dashboard in a browser', () => {
     await page.getByRole('button', { name: 'Copy config' }).click();
     assert.equal(await page.evaluate('navigator.clipboard.readText()'), created.config);
 
+    // Reset counters, after confirming: the totals go back to zero.
+    await page.getByRole('button', { name: 'Reset counters' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Reset' }).click();
+    await page.locator('.tcprx', { hasText: /^0 B$/ }).waitFor();
+    assert.equal((await api(m, 'GET', `/instances/${created.id}`)).body.tcprx, 0);
+    assert.equal((await exchange(port, Buffer.alloc(3000, 1))).length, 3000);
+    await page.locator('.tcprx', { hasText: '2.9 KiB' }).waitFor();
+
     // The list shows it with its totals.
     await page.getByRole('link', { name: 'Instances', exact: true }).click();
     const row = page.locator(`tr[data-id="${created.id}"]`);
-    await row.getByText('↓ 195 KiB').waitFor();
+    await row.getByText('↓ 2.9 KiB').waitFor();
     await page.screenshot({ path: screenshotPath('04-instance-list'), fullPage: true });
     await row.getByRole('link', { name: 'web' }).click();
 
@@ -212,6 +220,59 @@ describe('dashboard in a browser', () => {
     }
   });
 
+  step('settings, tag and text filters, and editing the URL (the instance moves to the new port)', async () => {
+    await page.getByRole('link', { name: 'Instances', exact: true }).click();
+    await page.getByRole('link', { name: 'made-elsewhere' }).click();
+    await page.getByLabel('Tags (one key=value per line)').fill('env=prod\nteam=edge');
+    await page.locator('.settings').getByLabel('Alias', { exact: true }).fill('renamed');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByRole('heading', { name: /renamed/ }).waitFor();
+    const list = (await api(m, 'GET', '/instances')).body as Array<{
+      id: string;
+      alias: string;
+      meta: { tags: Record<string, string> };
+    }>;
+    const inst = list.find((i) => i.alias === 'renamed');
+    assert.deepEqual(inst?.meta.tags, { env: 'prod', team: 'edge' });
+
+    // A bad peer id is refused whole: the tags stay as they were.
+    await page.getByLabel('Peer service id (UUID v4)').fill('not-a-uuid');
+    await page.getByLabel('Tags (one key=value per line)').fill('env=dev');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.locator('.settings .error', { hasText: 'Invalid peer.sid' }).waitFor();
+    const after = (await api(m, 'GET', `/instances/${inst?.id}`)).body;
+    assert.deepEqual(after.meta.tags, { env: 'prod', team: 'edge' });
+
+    await page.getByRole('link', { name: 'Instances', exact: true }).click();
+    await page.getByLabel('Tag').selectOption({ label: 'env=prod' });
+    await page.getByRole('link', { name: 'renamed' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'seen-by-polling' }).count(), 0);
+    await page.getByLabel('Tag').selectOption({ label: 'all' });
+    await page.getByLabel('Search').fill('seen-by');
+    await page.getByRole('link', { name: 'seen-by-polling' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'renamed' }).count(), 0);
+    await page.getByLabel('Search').fill('');
+
+    // Edit: a new port through the form; PUT restarts it there.
+    await page.getByRole('link', { name: 'renamed' }).click();
+    await page.getByRole('link', { name: 'Edit' }).click();
+    const port = await freePort();
+    await page.locator('#tunnel-port').fill(String(port));
+    await page.getByRole('button', { name: 'Save and restart' }).click();
+    await page.getByRole('heading', { name: /renamed/ }).waitFor();
+    await until(
+      async () => (await api(m, 'GET', `/instances/${inst?.id}`)).body.url.includes(`:${port}/`),
+      10_000,
+      'PUT',
+    );
+    await page.getByText('single-end (mode 1)').waitFor();
+    await until(
+      async () => (await exchange(port, Buffer.from('moved')).catch(() => Buffer.alloc(0))).toString() === 'moved',
+      10_000,
+      'the instance answers on its new port',
+    );
+  });
+
   step('phone width: the list and an instance are readable without sideways scrolling', async () => {
     const phone = await chromium.browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
     try {
@@ -219,13 +280,12 @@ describe('dashboard in a browser', () => {
       await p.goto(`http://127.0.0.1:${m.port}/api/ui`);
       await p.getByLabel('API key').fill(m.key);
       await p.getByRole('button', { name: 'Sign in' }).click();
-      await p.getByRole('link', { name: 'made-elsewhere' }).waitFor();
+      await p.getByRole('link', { name: 'renamed' }).waitFor();
       const overflow = Number(await p.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
       assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
       await p.screenshot({ path: screenshotPath('07-phone-list'), fullPage: true });
-      await p.getByRole('link', { name: 'made-elsewhere' }).click();
+      await p.getByRole('link', { name: 'renamed' }).click();
       await p.locator('h1 .badge').waitFor();
-      await until(async () => (await p.locator('.log-line').count()) > 0 || true, 1000, 'render');
       const overflow2 = Number(await p.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
       assert.ok(overflow2 <= 1, `detail is ${overflow2}px wider than the screen`);
       await p.screenshot({ path: screenshotPath('08-phone-detail'), fullPage: true });

@@ -31,6 +31,8 @@ const POLL_INTERVAL = 5_000;
 const POLL_AFTER = 2;
 /** The end of the `initial` burst: no more initial frames for this long. */
 const INITIAL_SETTLE = 400;
+/** How long a 401 right after `shutdown` waits for this page's own new key. */
+const KEY_HANDOVER = 3000;
 
 export class LiveFeed {
   private abort: AbortController | undefined;
@@ -40,6 +42,8 @@ export class LiveFeed {
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
   private wake: (() => void) | undefined;
+  /** When the last stream ended with `shutdown` (a key regeneration, maybe this page's own). */
+  private shutdownAt = 0;
 
   constructor(
     private readonly api: ApiClient,
@@ -70,12 +74,18 @@ export class LiveFeed {
     while (!this.stopped) {
       let reason: string;
       let reconnectAtOnce = false;
+      const keyUsed = this.api.key;
       try {
         this.on.state(this.pollTimer ? 'polling' : 'connecting', '');
         reconnectAtOnce = await this.readStream();
         reason = reconnectAtOnce ? 'the master ended the stream (API key regenerated)' : 'the stream ended';
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) {
+          // Right after a shutdown the refusal may only mean that this page's own regeneration has not handed over
+          // the new key yet: give it a moment (setKey wakes us) before calling the key dead.
+          if (keyUsed === this.api.key && Date.now() - this.shutdownAt < KEY_HANDOVER) await this.sleep(KEY_HANDOVER);
+          if (this.stopped) return;
+          if (keyUsed !== this.api.key) continue;
           this.stopped = true;
           this.stopPolling();
           this.on.state('stopped', err.message);
@@ -93,12 +103,18 @@ export class LiveFeed {
       if (this.failures >= POLL_AFTER) this.startPolling();
       const delay = Math.min(MAX_BACKOFF, this.retry * 2 ** Math.min(this.failures - 1, 4));
       this.on.state(this.pollTimer ? 'polling' : 'connecting', `${reason}; retrying in ${Math.round(delay / 1000)} s`);
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.wakeTimer = setTimeout(resolve, delay);
-      });
-      this.wake = undefined;
+      await this.sleep(delay);
     }
+  }
+
+  /** Waits `ms`, or less when reconnect() or stop() wakes the loop. */
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      this.wakeTimer = setTimeout(resolve, ms);
+    });
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wake = undefined;
   }
 
   /** Reads one stream to its end. Resolves true when it ended with `shutdown` (reconnect at once). */
@@ -152,7 +168,10 @@ export class LiveFeed {
             continue;
           }
           if (seen) endInitial();
-          if (e.type === 'shutdown') return true;
+          if (e.type === 'shutdown') {
+            this.shutdownAt = Date.now();
+            return true;
+          }
           this.on.event(e);
         }
       }

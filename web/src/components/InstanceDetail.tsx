@@ -236,11 +236,11 @@ function Settings({ inst }: { inst: Instance }) {
         <fieldset>
           <legend>Peer (the other end of this tunnel)</legend>
           <label>
-            Service id (UUID v4)
+            Peer service id (UUID v4)
             <input value={peer.sid} onInput={(e) => setPeer({ ...peer, sid: e.currentTarget.value })} />
           </label>
           <label>
-            Type
+            Peer type
             <select value={peer.type} onChange={(e) => setPeer({ ...peer, type: e.currentTarget.value })}>
               <option value="">none</option>
               <option value="0">0 · single-end</option>
@@ -249,7 +249,7 @@ function Settings({ inst }: { inst: Instance }) {
             </select>
           </label>
           <label>
-            Alias
+            Peer alias
             <input value={peer.alias} onInput={(e) => setPeer({ ...peer, alias: e.currentTarget.value })} />
           </label>
         </fieldset>
