@@ -20,6 +20,8 @@ export interface ParamDoc {
   defaultNote?: string;
   kind: 'choice' | 'integer' | 'duration' | 'text';
   choices?: readonly ParamChoice[];
+  /** Choices whose meaning depends on the role (mode). */
+  roleChoices?: Readonly<Record<TunnelRole, readonly ParamChoice[]>>;
   /** The form shows it under "dual-end tunnel" (it has no effect on a single-end forwarder). */
   dualEnd?: boolean;
   summary: string;
@@ -36,10 +38,22 @@ export const PARAM_DOCS: readonly ParamDoc[] = [
     default: '0',
     kind: 'choice',
     choices: [
-      { value: '0', label: '0 · auto' },
-      { value: '1', label: '1 · server: reverse (users at the server) / client: single-end forwarder' },
-      { value: '2', label: '2 · server: forward (users at the client) / client: dual-end' },
+      { value: '0', label: '0' },
+      { value: '1', label: '1' },
+      { value: '2', label: '2' },
     ],
+    roleChoices: {
+      client: [
+        { value: '0', label: '0 · auto (single-end if the address can be bound)' },
+        { value: '1', label: '1 · single-end forwarder' },
+        { value: '2', label: '2 · dual-end (dial a server)' },
+      ],
+      server: [
+        { value: '0', label: '0 · auto' },
+        { value: '1', label: '1 · reverse (users connect to the server)' },
+        { value: '2', label: '2 · forward (users connect to the client)' },
+      ],
+    },
     summary: 'Client: 0 single-end when the tunnel address can be bound, else dual-end. Server: who listens for users.',
   },
   {

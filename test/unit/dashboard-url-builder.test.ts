@@ -119,7 +119,8 @@ describe('dashboard URL builder', () => {
       assert.ok(spec, `${doc.name} is a parameter`);
       assert.equal(doc.default, spec.default ?? '', `${doc.name} default`);
       for (const role of doc.roles) assert.ok(spec.roles.includes(role), `${doc.name} applies to ${role}`);
-      for (const c of doc.choices ?? []) assert.doesNotThrow(() => spec.parse(c.value), `${doc.name}=${c.value}`);
+      const choices = [...(doc.choices ?? []), ...Object.values(doc.roleChoices ?? {}).flat()];
+      for (const c of choices) assert.doesNotThrow(() => spec.parse(c.value), `${doc.name}=${c.value}`);
       assert.ok(doc.summary.length > 10);
     }
   });

@@ -58,8 +58,9 @@ export function Chart({ data, series, height = 180, format, label, range, window
           time: true,
           ...(window
             ? {
-                range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => {
-                  const end = Math.max(max, Date.now() / 1000);
+                // Always the last `window` seconds up to now, whatever the data: the chart scrolls like a clock.
+                range: (): uPlot.Range.MinMax => {
+                  const end = Date.now() / 1000;
                   return [end - window, end];
                 },
               }

@@ -3,7 +3,7 @@
  * URL. The master validates; its error is shown beside the field it names.
  */
 import { useState } from 'preact/hooks';
-import type { ParamDoc } from '../../../src/config/param-docs.js';
+import type { ParamDoc, TunnelRole } from '../../../src/config/param-docs.js';
 import { ApiError, type Instance } from '../api.js';
 import { href, navigate } from '../router.js';
 import { useSession } from '../session.js';
@@ -33,11 +33,13 @@ function FieldError({ id, errors }: { id: string; errors: Record<string, string>
 
 function ParamInput({
   doc,
+  role,
   value,
   error,
   onChange,
 }: {
   doc: ParamDoc;
+  role: TunnelRole;
   value: string;
   error: string | undefined;
   onChange(v: string): void;
@@ -59,7 +61,7 @@ function ParamInput({
           onChange={(e) => onChange(e.currentTarget.value)}
         >
           <option value="">default ({defaultText})</option>
-          {doc.choices?.map((c) => (
+          {(doc.roleChoices?.[role] ?? doc.choices)?.map((c) => (
             <option key={c.value} value={c.value}>
               {c.label}
             </option>
@@ -303,6 +305,7 @@ export function InstanceForm({ instance }: Props) {
                   <ParamInput
                     key={p.name}
                     doc={p}
+                    role={fields.role}
                     value={fields.params[p.name] ?? ''}
                     error={errors[p.name]}
                     onChange={(v) => setParam(p.name, v)}
@@ -319,6 +322,7 @@ export function InstanceForm({ instance }: Props) {
                     <ParamInput
                       key={p.name}
                       doc={p}
+                      role={fields.role}
                       value={fields.params[p.name] ?? ''}
                       error={errors[p.name]}
                       onChange={(v) => setParam(p.name, v)}

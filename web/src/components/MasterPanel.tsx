@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { API_KEY_ID, ApiError, type Info, type Tcping } from '../api.js';
 import { formatBytes, formatDuration, formatRate } from '../format.js';
 import { useSession, useStore } from '../session.js';
-import { SeriesWindow } from '../traffic.js';
+import { HISTORY_MS, SeriesWindow } from '../traffic.js';
 import { Chart } from './Chart.js';
 import { Confirm } from './Confirm.js';
 import { CopyButton } from './CopyButton.js';
@@ -127,6 +127,7 @@ export function MasterPanel() {
             format={pct}
             range={[0, 100]}
             height={140}
+            window={HISTORY_MS / 1000}
             label="CPU and memory use over the last 10 minutes"
           />
         </div>
@@ -140,6 +141,7 @@ export function MasterPanel() {
             ]}
             format={formatRate}
             height={140}
+            window={HISTORY_MS / 1000}
             label="Host network rates over the last 10 minutes"
           />
         </div>
