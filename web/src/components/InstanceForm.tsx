@@ -111,6 +111,19 @@ export function InstanceForm({ instance }: Props) {
   const setParam = (name: string, value: string) =>
     setFields({ ...fields, params: { ...fields.params, [name]: value } });
   const params = paramsFor(fields.role);
+  const paramInputs = (dualEnd: boolean) =>
+    params
+      .filter((p) => !!p.dualEnd === dualEnd)
+      .map((p) => (
+        <ParamInput
+          key={p.name}
+          doc={p}
+          role={fields.role}
+          value={fields.params[p.name] ?? ''}
+          error={errors[p.name]}
+          onChange={(v) => setParam(p.name, v)}
+        />
+      ));
 
   const switchMode = (next: 'fields' | 'paste') => {
     setErrors({});
@@ -299,35 +312,13 @@ export function InstanceForm({ instance }: Props) {
             </div>
             <fieldset class="params">
               <legend>Parameters (empty = default)</legend>
-              {params
-                .filter((p) => !p.dualEnd)
-                .map((p) => (
-                  <ParamInput
-                    key={p.name}
-                    doc={p}
-                    role={fields.role}
-                    value={fields.params[p.name] ?? ''}
-                    error={errors[p.name]}
-                    onChange={(v) => setParam(p.name, v)}
-                  />
-                ))}
+              {paramInputs(false)}
             </fieldset>
             <details open={params.some((p) => p.dualEnd && (fields.params[p.name] || errors[p.name]))}>
               <summary>Dual-end tunnel parameters</summary>
               <fieldset class="params">
                 <legend class="visually-hidden">Dual-end tunnel parameters</legend>
-                {params
-                  .filter((p) => p.dualEnd)
-                  .map((p) => (
-                    <ParamInput
-                      key={p.name}
-                      doc={p}
-                      role={fields.role}
-                      value={fields.params[p.name] ?? ''}
-                      error={errors[p.name]}
-                      onChange={(v) => setParam(p.name, v)}
-                    />
-                  ))}
+                {paramInputs(true)}
               </fieldset>
             </details>
             <p class="preview">
