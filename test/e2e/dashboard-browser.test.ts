@@ -293,4 +293,37 @@ describe('dashboard in a browser', () => {
       await phone.close();
     }
   });
+
+  step('a key regenerated elsewhere signs the page out with a clear message', async () => {
+    await page.goto(`http://127.0.0.1:${m.port}/`);
+    await page.locator('.feed-live').waitFor();
+    const regenerated = await api(m, 'PATCH', '/instances/********', { action: 'restart' });
+    assert.equal(regenerated.status, 200);
+    m.key = regenerated.body.url;
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /Signed out: .*Invalid API key/ })
+      .waitFor();
+    assert.equal(await page.evaluate("localStorage.getItem('porthole.apiKey')"), null);
+    await page.getByLabel('API key').fill(m.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.feed-live').waitFor();
+  });
+
+  step('over the master’s TLS (tls=1): sign in and get the live stream', async () => {
+    const tls = await startMaster({ query: 'log=info&tls=1' });
+    const secure = await chromium.browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const p = await secure.newPage();
+      await p.goto(`https://127.0.0.1:${tls.port}/api/ui`);
+      await p.getByLabel('API key').fill(tls.key);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.locator('.feed-live').waitFor();
+      await p.getByText('No instances yet').waitFor();
+    } finally {
+      await secure.close();
+      await tls.stop();
+      removeDir(tls.stateDir);
+    }
+  });
 });
