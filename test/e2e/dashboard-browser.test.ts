@@ -165,6 +165,22 @@ describe('dashboard in a browser', () => {
     assert.equal(await page.locator('#param-rate').getAttribute('aria-invalid'), 'true');
     await page.screenshot({ path: screenshotPath('05-form-field-error'), fullPage: true });
     assert.equal(((await api(m, 'GET', '/instances')).body as unknown[]).length, before, 'nothing was created');
+
+    // Paste mode starts from the URL the fields built; the master's error shows beside the pasted URL.
+    await page.getByRole('button', { name: 'Paste a URL' }).click();
+    const pasted = page.getByLabel('URL', { exact: true });
+    assert.match(await pasted.inputValue(), /\?mode=1&rate=fast$/);
+    await page.getByRole('button', { name: 'Create and start' }).click();
+    await page.locator('#err-url', { hasText: 'rate: invalid value "fast"' }).waitFor();
+    await pasted.fill('client://127.0.0.1:1/a:2?bogus=1');
+    await page.getByRole('button', { name: 'Create and start' }).click();
+    await page.locator('#err-url', { hasText: 'unknown parameter "bogus"' }).waitFor();
+    const port = await freePort();
+    await pasted.fill(`client://127.0.0.1:${port}/127.0.0.1:${echo.port}?mode=1&slot=10`);
+    await page.getByLabel('Alias').fill('pasted');
+    await page.getByRole('button', { name: 'Create and start' }).click();
+    await page.getByRole('heading', { name: /pasted/ }).waitFor();
+    assert.match(await page.locator('#config-string').innerText(), /&slot=10&/);
   });
 
   step('master panel: figures, alias, TCP ping, key regeneration with the stream reconnecting', async () => {

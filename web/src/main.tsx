@@ -10,7 +10,7 @@ import { InstanceList } from './components/InstanceList.js';
 import { MasterPanel } from './components/MasterPanel.js';
 import { SignIn } from './components/SignIn.js';
 import { type FeedState, LiveFeed } from './live.js';
-import { href, useRoute } from './router.js';
+import { href, type Route, useRoute } from './router.js';
 import { keyStorage, type Session, SessionContext, useStore } from './session.js';
 import { InstanceStore } from './store.js';
 
@@ -128,6 +128,14 @@ const FEED_LABEL: Record<FeedState, string> = {
   stopped: 'stopped',
 };
 
+const TITLES: Record<Route['view'], string> = {
+  list: 'Instances',
+  new: 'New instance',
+  detail: 'Instance',
+  edit: 'Edit instance',
+  master: 'Master',
+};
+
 function Shell({ feedState, onSignOut }: { feedState: { state: FeedState; detail: string }; onSignOut(): void }) {
   const route = useRoute();
   const store = useStore();
@@ -152,6 +160,10 @@ function Shell({ feedState, onSignOut }: { feedState: { state: FeedState; detail
       view = <MasterPanel />;
       break;
   }
+  const title = TITLES[route.view];
+  useEffect(() => {
+    document.title = `${title} · porthole${masterAlias ? ` · ${masterAlias}` : ''}`;
+  }, [title, masterAlias]);
   return (
     <>
       <a class="skip" href="#main">

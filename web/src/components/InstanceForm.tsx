@@ -177,11 +177,11 @@ export function InstanceForm({ instance }: Props) {
         <a href={instance ? href({ view: 'detail', id: instance.id }) : href({ view: 'list' })}>← Back</a>
       </p>
       <h1 id="form-title">{instance ? `Edit ${instance.alias || instance.id}` : 'New instance'}</h1>
-      <div class="tabs" role="tablist" aria-label="How to give the URL">
+      <fieldset class="tabs">
+        <legend class="visually-hidden">How to give the URL</legend>
         <button
           type="button"
-          role="tab"
-          aria-selected={mode === 'fields'}
+          aria-pressed={mode === 'fields'}
           class={mode === 'fields' ? 'active' : ''}
           onClick={() => switchMode('fields')}
         >
@@ -189,14 +189,13 @@ export function InstanceForm({ instance }: Props) {
         </button>
         <button
           type="button"
-          role="tab"
-          aria-selected={mode === 'paste'}
+          aria-pressed={mode === 'paste'}
           class={mode === 'paste' ? 'active' : ''}
           onClick={() => switchMode('paste')}
         >
           Paste a URL
         </button>
-      </div>
+      </fieldset>
       <form onSubmit={submit} noValidate>
         <label for="alias">Alias</label>
         <input
