@@ -183,6 +183,23 @@ describe('dashboard in a browser', () => {
     assert.match(await page.locator('#config-string').innerText(), /&slot=10&/);
   });
 
+  step('an instance in error shows why, from its log', async () => {
+    // Its listen port is taken (by the echo server): it exits with EADDRINUSE, again after every restart.
+    const made = await api(m, 'POST', '/instances', {
+      alias: 'clash',
+      url: `client://127.0.0.1:${echo.port}/127.0.0.1:9?mode=1`,
+    });
+    assert.equal(made.status, 201);
+    try {
+      await page.goto(`http://127.0.0.1:${m.port}/#/i/${made.body.id}`);
+      await page.locator('h1 .badge.status-error').waitFor();
+      await page.locator('.banner', { hasText: 'EADDRINUSE' }).waitFor();
+      await page.screenshot({ path: screenshotPath('05b-instance-in-error'), fullPage: true });
+    } finally {
+      await api(m, 'DELETE', `/instances/${made.body.id}`);
+    }
+  });
+
   step('master panel: figures, alias, TCP ping, key regeneration with the stream reconnecting', async () => {
     await page.goto(`http://127.0.0.1:${m.port}/#/master`);
     await page.getByText('1.14.0+porthole.').waitFor();

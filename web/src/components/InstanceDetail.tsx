@@ -1,5 +1,6 @@
 /** One instance: actions, live figures, traffic chart, config string, settings (alias, restart, tags, peer), logs. */
 import { useState } from 'preact/hooks';
+import { stripAnsi } from '../ansi.js';
 import { ApiError, type Instance, type Patch } from '../api.js';
 import { formatBytes, formatRate } from '../format.js';
 import { href, navigate } from '../router.js';
@@ -62,6 +63,11 @@ export function InstanceDetail({ id }: { id: string }) {
     }
   };
 
+  // Why an instance is in error, without reading the whole log: its newest error or warning line (a child that
+  // fails to start writes `porthole: <reason>`), else simply its newest line.
+  const lines = store.logs.get(id) ?? [];
+  const problem = [...lines].reverse().find((l) => /\b(ERROR|WARN)\b|^porthole: /.test(stripAnsi(l.text)));
+  const lastProblem = stripAnsi((problem ?? lines.at(-1))?.text ?? '');
   const history = store.traffic.get(id);
   const points = history?.points ?? [];
   const data = [points.map((p) => p.t / 1000), points.map((p) => p.rx), points.map((p) => p.tx)];
@@ -107,6 +113,13 @@ export function InstanceDetail({ id }: { id: string }) {
         >
           <p>{CONFIRM[pending].text}</p>
         </Confirm>
+      )}
+
+      {inst.status === 'error' && (
+        <p class="error banner" role="alert">
+          This instance is in error.{' '}
+          {lastProblem ? <>Its last problem: {lastProblem}</> : 'Its log lines below say why (if they arrived here).'}
+        </p>
       )}
 
       <dl class="figures">
