@@ -194,6 +194,8 @@ describe('dashboard in a browser', () => {
       await page.goto(`http://127.0.0.1:${m.port}/#/i/${made.body.id}`);
       await page.locator('h1 .badge.status-error').waitFor();
       await page.locator('.banner', { hasText: 'EADDRINUSE' }).waitFor();
+      // Coming from another instance's page, the settings are this instance's, not the last one's.
+      assert.equal(await page.locator('.settings').getByLabel('Alias', { exact: true }).inputValue(), 'clash');
       await page.screenshot({ path: screenshotPath('05b-instance-in-error'), fullPage: true });
     } finally {
       await api(m, 'DELETE', `/instances/${made.body.id}`);

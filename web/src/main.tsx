@@ -149,7 +149,8 @@ function Shell({ feedState, onSignOut }: { feedState: { state: FeedState; detail
       view = <InstanceForm />;
       break;
     case 'detail':
-      view = <InstanceDetail id={route.id} />;
+      // Keyed by id: moving to another instance starts its forms and dialogs afresh.
+      view = <InstanceDetail key={route.id} id={route.id} />;
       break;
     case 'edit': {
       const inst = store.instances.get(route.id);

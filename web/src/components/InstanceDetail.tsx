@@ -187,7 +187,7 @@ export function InstanceDetail({ id }: { id: string }) {
         URL as given: <code>{inst.url}</code>
       </p>
 
-      <Settings inst={inst} />
+      <Settings key={inst.id} inst={inst} />
 
       <h2>Logs</h2>
       <LogView lines={store.logs.get(id) ?? []} onClear={() => store.clearLogs(id)} />
