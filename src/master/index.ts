@@ -163,7 +163,7 @@ export async function startMaster(
     instanceRoutes(app, ctx, set);
     systemRoutes(app, ctx, set);
   }
-  dashboardRoutes(app, base);
+  dashboardRoutes(app, prefix, base);
 
   const listenHost = url.listen.host || '0.0.0.0';
   await app.listen({ host: listenHost, port: url.listen.port });
@@ -182,7 +182,7 @@ export async function startMaster(
   print(`API key:   ${manager.key}`);
   print(`API:       ${origin}${base}`);
   print(`Docs:      ${origin}${base}/docs`);
-  print(`Dashboard: ${origin}/`);
+  print(`Dashboard: ${origin}/ (also ${origin}${prefix}/ui)`);
 
   // NodePass's reload tick: refresh the backup, give instances in error another start.
   const reload = setInterval(() => {

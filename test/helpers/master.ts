@@ -40,11 +40,12 @@ export function removeDir(dir: string): void {
 
 /** Starts `porthole master://127.0.0.1:PORT/api?log=...` with its state in `stateDir`; resolves once it printed its key. */
 export async function startMaster(
-  options: { stateDir?: string; env?: Record<string, string>; query?: string; port?: number } = {},
+  options: { stateDir?: string; env?: Record<string, string>; query?: string; port?: number; prefix?: string } = {},
 ): Promise<MasterProcess> {
   const stateDir = options.stateDir ?? tempStateDir();
   const port = options.port ?? (await freePort());
-  const proc = spawn(process.execPath, [CLI, `master://127.0.0.1:${port}/api?${options.query ?? 'log=debug'}`], {
+  const prefix = options.prefix ?? '/api';
+  const proc = spawn(process.execPath, [CLI, `master://127.0.0.1:${port}${prefix}?${options.query ?? 'log=debug'}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...FAST_ENV, PORTHOLE_STATE_DIR: stateDir, ...options.env },
   });
@@ -101,7 +102,7 @@ export async function startMaster(
     port,
     key,
     stateDir,
-    base: `http://127.0.0.1:${port}/api/v1`,
+    base: `http://127.0.0.1:${port}${prefix}/v1`,
     output: () => text,
     waitFor,
     async stop(graceMs = 15_000) {
