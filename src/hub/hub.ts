@@ -308,9 +308,10 @@ export class Hub {
     void this.persistAndSync();
   }
 
+  /** Listeners (and their firewalls) follow the rules at once; the state write follows. */
   private async persistAndSync(): Promise<void> {
-    await this.store.save().catch(() => {});
     await this.syncListeners();
+    await this.store.save().catch(() => {});
   }
 
   // --- operations shared by the control requests and the admin API -------------------------------------------
@@ -323,8 +324,8 @@ export class Hub {
 
   async release(tunnel: StoredTunnel, port: number): Promise<void> {
     this.registry.release(tunnel, port);
-    await this.store.save();
     await this.syncListeners();
+    await this.store.save();
   }
 
   /** Admin changes to the forwarding rules: applied here and pushed to the connector, whose config keeps them. */
@@ -381,18 +382,18 @@ export class Hub {
       for (const p of session.tunnel.ports) if (p.destination !== '' && p.dstPort > 0) wanted.set(p.port, p);
     }
     for (const [port] of this.listeners) if (!wanted.has(port)) this.closeListener(port);
+    // Firewall changes of open listeners first, in this tick: they must not wait behind a new listener's bind.
+    const toOpen: Array<[number, Port, string]> = [];
     for (const [port, rule] of wanted) {
       const key = JSON.stringify(rule.firewall ?? []);
       const current = this.listeners.get(port);
-      if (current) {
-        if (current.key !== key) {
-          current.firewall = new Firewall(rule.firewall);
-          current.key = key;
-        }
-        continue;
+      if (!current) toOpen.push([port, rule, key]);
+      else if (current.key !== key) {
+        current.firewall = new Firewall(rule.firewall);
+        current.key = key;
       }
-      await this.openListener(port, rule, key);
     }
+    for (const [port, rule, key] of toOpen) await this.openListener(port, rule, key);
   }
 
   private async openListener(port: number, rule: Port, key: string): Promise<void> {
