@@ -130,6 +130,8 @@ export class HubSession {
       (err) => this.close(`protocol error: ${err.message}`),
     );
     this.control.on('data', (chunk: Buffer) => decoder.push(chunk));
+    // The socket is half-open capable (data connections need it); for the control connection an end is the end.
+    this.control.on('end', () => this.close('the hub ended the connection'));
     this.control.on('close', () => this.close('connection to the hub closed'));
     this.control.on('error', (err) => this.logger.debug(`control connection: ${err.message}`));
     this.control.resume();
@@ -202,6 +204,10 @@ export class HubSession {
             // An idle connection lost (not one taken for a stream, which onServe replaced already): replace it.
             if (this.inbound.has(id)) setImmediate(() => this.fillInbound());
           });
+          // Half-open capable sockets do not close on a FIN by themselves: an idle one that ends is finished.
+          socket.once('end', () => {
+            if (this.inbound.has(id)) socket.destroy();
+          });
           this.inbound.add(id, socket);
         },
         (err: Error) => {
@@ -219,7 +225,11 @@ export class HubSession {
       this.dialData('outbound').then(
         (socket) => {
           this.dialingOutbound--;
-          this.outbound.add((socket as Socket & { poolId: string }).poolId, socket);
+          const id = (socket as Socket & { poolId: string }).poolId;
+          socket.once('end', () => {
+            if (this.outbound.has(id)) socket.destroy();
+          });
+          this.outbound.add(id, socket);
         },
         () => {
           this.dialingOutbound--;

@@ -1,9 +1,11 @@
 import { createSocket } from 'node:dgram';
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { writeAtomic } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
 import { formatEndpoint } from '../config/url.js';
-import type { CertificatePair } from '../tunnel/certificates.js';
+import { type CertificatePair, createSelfSignedCertificate, loadCertificateFiles } from '../tunnel/certificates.js';
 import { DatagramStream } from '../tunnel/datagram-stream.js';
 import { Relay } from '../tunnel/relay.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
@@ -27,6 +29,25 @@ import { NotFoundError, RegistrationError, Registry } from './registry.js';
 import { checkPort, type Port, RuleError } from './rules.js';
 import { Session } from './session.js';
 import { HubStore, type StoredTunnel } from './store.js';
+
+/**
+ * The tunnel listener's own certificate when none is configured: self-signed once, then kept in the state directory
+ * (key mode 0600), because connectors pin its fingerprint and must still trust the hub after a restart.
+ */
+async function ensureStateCertificate(stateDir: string, host: string): Promise<[string, string]> {
+  const crt = join(stateDir, 'tunnel.crt');
+  const key = join(stateDir, 'tunnel.key');
+  try {
+    await loadCertificateFiles(crt, key);
+    return [crt, key];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const pair = await createSelfSignedCertificate('porthole hub', host ? [host] : ['127.0.0.1', 'localhost']);
+  await writeAtomic(key, pair.key);
+  await writeAtomic(crt, pair.cert);
+  return [crt, key];
+}
 
 /** Time a new connection has for its first frame (and a control connection for its answer to the challenge). */
 const HANDSHAKE_TIMEOUT = 10_000;
@@ -106,13 +127,11 @@ export class Hub {
   async listen(): Promise<void> {
     const onConnection = (socket: Socket) => this.onConnection(socket);
     if (this.config.tls) {
-      this.certificate = await ListenerCertificate.create(
-        this.config.cert !== '' ? 2 : 1,
-        this.config.cert,
-        this.config.key,
-        this.logger,
-        this.config.tunnelListen.host ? [this.config.tunnelListen.host] : ['127.0.0.1', 'localhost'],
-      );
+      const [crt, key] =
+        this.config.cert !== ''
+          ? [this.config.cert, this.config.key]
+          : await ensureStateCertificate(this.config.stateDir, this.config.tunnelListen.host);
+      this.certificate = await ListenerCertificate.create(2, crt, key, this.logger);
       const pair: CertificatePair = this.certificate.current;
       this.tunnelServer = createTlsServer({ cert: pair.cert, key: pair.key, allowHalfOpen: true }, onConnection);
       this.tunnelServer.on('tlsClientError', (err) => this.logger.debug(`tunnel listener TLS: ${err.message}`));

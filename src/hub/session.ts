@@ -50,6 +50,8 @@ export class Session {
       (err) => this.close(`protocol error: ${err.message}`),
     );
     control.on('data', (chunk: Buffer) => decoder.push(chunk));
+    // Half-open capable (for the data connections), so a FIN alone does not close the control connection.
+    control.on('end', () => this.close('the connector ended the control connection'));
     control.on('close', () => this.close('control connection closed'));
     control.on('error', (err) => options.logger.debug(`tunnel ${tunnel.id}: control connection: ${err.message}`));
     control.resume();
@@ -85,6 +87,10 @@ export class Session {
       socket.destroy();
       return;
     }
+    // An idle data connection whose peer ended it is gone (half-open sockets do not close by themselves).
+    socket.once('end', () => {
+      if (this.pool.has(id)) socket.destroy();
+    });
     this.pool.add(id, socket);
   }
 

@@ -213,3 +213,16 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Sends `payload`, half-closes, collects the answer until close; rejects on a socket error (with `what`). */
+export async function transfer(port: number, payload: Buffer, what: string, host = '127.0.0.1'): Promise<Buffer> {
+  const { connectTcp } = await import('./net.js');
+  const s = await connectTcp(port, host);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', (err) => reject(new Error(`${what}: ${err.message} after ${Buffer.concat(chunks).length} bytes`)));
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+    s.end(payload);
+  });
+}
