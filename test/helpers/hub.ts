@@ -173,6 +173,8 @@ export async function call(
     body = JSON.stringify(options.body);
     headers['content-type'] = options.contentType ?? 'application/json';
   }
+  // Node sends a GET body without framing unless told its length.
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   // fetch refuses a GET with a body; node:http does not (the seed's traffic/delete is one).
   const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
