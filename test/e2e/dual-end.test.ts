@@ -329,7 +329,10 @@ describe('dual-end failure handling', () => {
       // The egress dials the target (and writes the PROXY header) while the ingress still sniffs, so that a
       // server-speaks-first protocol is never held up; a blocked user's bytes must never reach the target though.
       const sessions = target.received.map((b) => b.toString('latin1'));
-      assert.ok(sessions.every((t) => !t.includes('GET /')), `blocked bytes reached the target: ${sessions}`);
+      assert.ok(
+        sessions.every((t) => !t.includes('GET /')),
+        `blocked bytes reached the target: ${sessions}`,
+      );
       assert.equal(sessions.at(-1), `PROXY TCP4 127.0.0.1 127.0.0.1 ${userPort} ${target.port}\r\nplain bytes`);
     } finally {
       await tunnel.stop();
