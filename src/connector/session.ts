@@ -142,8 +142,10 @@ export class HubSession {
     this.fillInbound();
     this.fillOutbound();
     // The hub pings every few seconds; silence for long means a dead path the kernel has not noticed yet.
+    // We ping too (every 5 s), so that `info` can report the round trip to the hub.
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastPing > 45_000) this.close('no keepalive from the hub for 45s');
+      else this.send({ type: 'ping', t: Date.now() });
     }, 5000);
     this.watchdog.unref();
   }

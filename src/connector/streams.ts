@@ -40,13 +40,20 @@ export function serveStream(
   }
   const target = connect({ host: rule.destination, port: rule.dstPort, allowHalfOpen: true });
   const timer = setTimeout(() => target.destroy(new Error(`no answer within ${DIAL_TIMEOUT}ms`)), DIAL_TIMEOUT);
-  target.once('error', (err) => {
+  const onDialError = (err: Error) => {
     clearTimeout(timer);
     logger.warn(`port ${open.port} -> ${rule.destination}:${rule.dstPort}: ${err.message}`);
     socket.destroy();
-  });
+  };
+  target.once('error', onDialError);
+  // The hub side may give up (its client left) while we are still dialing.
+  const onGone = () => target.destroy();
+  socket.once('close', onGone);
   target.once('connect', () => {
+    socket.removeListener('close', onGone);
     clearTimeout(timer);
+    // From here on the relay owns both sockets and their errors (a reset at the end of a session is no news).
+    target.removeListener('error', onDialError);
     counters.tcpStreams++;
     const down: Flow = {
       bucket: undefined,

@@ -154,6 +154,8 @@ describe('admin APIs of hub and connector: every route, bad input changes nothin
     assert.equal(info.name, 'api');
     assert.equal(info.address, '127.0.0.1');
     assert.ok(info.os && info.arch && info.version);
+    // Keepalive round trips are measured (the hub pings every second in tests).
+    await until(async () => (await admin(hub, 'GET', `/tunnel/info/${tunnelId}`)).body.tunnel.rtt >= 0, 'an RTT');
     assert.equal((await admin(hub, 'GET', '/tunnel/info/zz')).status, 400);
     assert.equal((await admin(hub, 'GET', `/tunnel/info/${'0'.repeat(16)}`)).status, 404);
 
