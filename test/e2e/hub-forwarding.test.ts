@@ -301,3 +301,46 @@ describe('hub + two connectors: TCP ports, rules, port mappings, firewall', () =
 function tunnelId(c: ConnectorProcess): string {
   return (JSON.parse(readFileSync(c.configPath, 'utf8')) as { tunnelId: string }).tunnelId;
 }
+
+describe('port mappings to outside destinations the hub allows', () => {
+  test('TCP and UDP through the hub to an allow-listed host; other ports stay denied', async () => {
+    const echo = await echoServer();
+    const udpEcho = await udpEchoServer();
+    const hub = await startHub({
+      extra: ['--portmap-allow', `127.0.0.1:${echo.port}`, '--portmap-allow', `127.0.0.1:${udpEcho.port}`],
+    });
+    const dir = tempDir('porthole-outside-');
+    let c: ConnectorProcess | undefined;
+    try {
+      c = await startConnector(await configureConnector(hub, 'out', dir));
+      const [tcpLocal, udpLocal, deniedLocal] = [await freePort(), await freePort(), await freePort()];
+      const r = await client(c, 'POST', '/traffic/create', {
+        portmaps: [
+          { port: tcpLocal, dstPort: echo.port, destination: '127.0.0.1', transport: 'tcp', label: 'db' },
+          { port: udpLocal, dstPort: udpEcho.port, destination: '127.0.0.1', transport: 'udp', label: 'dns' },
+          { port: deniedLocal, dstPort: echo.port + 1, destination: '127.0.0.1', transport: 'tcp', label: 'no' },
+        ],
+      });
+      assert.equal(r.body.status, true, r.body.error);
+      const payload = randomBytes(1024 * 1024);
+      assert.equal(sha256(await exchange(tcpLocal, payload)), sha256(payload));
+      assert.equal(await echoes(deniedLocal), false);
+      const udp = createSocket('udp4');
+      udp.bind(0, '127.0.0.1');
+      await once(udp, 'listening');
+      const replies: string[] = [];
+      udp.on('message', (m) => replies.push(m.toString()));
+      for (let i = 0; i < 5; i++) udp.send(`outside-${i}`, udpLocal, '127.0.0.1');
+      await until(() => replies.length >= 5, 'UDP echoes from the outside host', 10_000);
+      udp.close();
+      assert.deepEqual(replies.sort(), ['outside-0', 'outside-1', 'outside-2', 'outside-3', 'outside-4']);
+    } finally {
+      await c?.stop();
+      await hub.stop();
+      await echo.close();
+      udpEcho.socket.close();
+      removeDir(dir);
+      removeDir(hub.stateDir);
+    }
+  });
+});
