@@ -14,7 +14,7 @@ if (!resultsPath || !outputPath) {
   process.exit(2);
 }
 const env = process.env;
-const PATHS = ['direct', 'socat', 'hub'];
+const PATHS = ['direct', 'socat', 'hub', 'hubplain'];
 const METRICS = [
   { key: 'tput1', label: 'TCP throughput, 1 stream', unit: 'Gbit/s', better: 'higher', digits: 2 },
   { key: 'tput8', label: 'TCP throughput, 8 streams', unit: 'Gbit/s', better: 'higher', digits: 2 },
@@ -61,7 +61,7 @@ const ratio = (v, base) =>
 
 const rows = METRICS.map((m) => {
   const v = Object.fromEntries(PATHS.map((p) => [p, median(samples[m.key]?.[p])]));
-  return `| ${m.label} (${m.unit}, ${m.better} is better) | ${fmt(v.direct, m.digits)} | ${fmt(v.socat, m.digits)} | ${fmt(v.hub, m.digits)} | ${ratio(v.hub, v.direct)} | ${ratio(v.hub, v.socat)} |`;
+  return `| ${m.label} (${m.unit}, ${m.better} is better) | ${fmt(v.direct, m.digits)} | ${fmt(v.socat, m.digits)} | ${fmt(v.hub, m.digits)} | ${fmt(v.hubplain, m.digits)} | ${ratio(v.hub, v.direct)} | ${ratio(v.hub, v.socat)} | ${ratio(v.hubplain, v.socat)} |`;
 });
 const failed = PATHS.map(
   (p) => `${p} ${samples.conns_failed?.[p]?.filter(Number.isFinite).reduce((a, b) => a + b, 0) ?? 0}`,
@@ -69,13 +69,15 @@ const failed = PATHS.map(
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const body = `## Hub and connector (\`npm run bench:hub\`)
 
-Through a TCP port allocated on \`porthole hub\` and forwarded by \`porthole connector\` (TLS tunnel listener with
-its self-signed certificate, pooled pre-dialed data connections), against the target directly on loopback and
-through one plain \`socat\` relay, measured in the same run: client → hub port → hub → TLS data connection →
-connector → target. Medians of ${env.BENCH_REPEATS} repeat(s); iperf3 ${env.BENCH_DURATION} s per run.
+Through a TCP port allocated on \`porthole hub\` and forwarded by \`porthole connector\` (pooled pre-dialed data
+connections), against the target directly on loopback and through one plain \`socat\` relay, measured in the same
+run: client → hub port → hub → data connection → connector → target. *hub (TLS)* is the default deployment (TLS
+tunnel listener with the hub's self-signed certificate, pinned); *hub (plain)* is a hub started with \`--tls 0\`.
+Every stream uses one pre-dialed data connection, so the connection rate includes one tunnel handshake per
+connection (done ahead, but on the same CPUs). Medians of ${env.BENCH_REPEATS} repeat(s); iperf3 ${env.BENCH_DURATION} s per run.
 
-| metric | direct | socat | hub | hub / direct | hub / socat |
-|---|---|---|---|---|---|
+| metric | direct | socat | hub (TLS) | hub (plain) | hub TLS / direct | hub TLS / socat | hub plain / socat |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Failed connections: ${failed.join(', ')}. Machine: ${env.BENCH_NPROC} CPUs (${cpu}), Linux ${release()}, Node ${process.version}; the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hub benchmark: TCP throughput (1 and 8 streams), connection rate and small-message round trip through a port
-# allocated on `porthole hub` and forwarded by `porthole connector` (TLS tunnel, pooled data connections), against
-# direct loopback and a plain socat relay, in the same run. Writes section "hub" of BENCHMARKS.md.
+# allocated on `porthole hub` and forwarded by `porthole connector` (pooled data connections; TLS tunnel as deployed,
+# and a plain-TCP tunnel to show what TLS costs), against direct loopback and a plain socat relay, in the same run. Writes section "hub" of BENCHMARKS.md.
 # Run as `npm run bench:hub` (builds dist/ first). Everything stays on 127.0.0.1; every process started here is
 # stopped by pid on exit; every step has a time limit.
 # Tunables: BENCH_DURATION (iperf3 seconds, 3), BENCH_REPEATS (1), BENCH_CONNS (1000), BENCH_CONCURRENCY (50),
@@ -66,13 +66,12 @@ start() {
   exit 1
 }
 
-read -r -a FREE < <(node bench/free-ports.mjs 8 "$BASE_PORT")
-[ "${#FREE[@]}" -eq 8 ] || { echo "bench:hub: no free ports" >&2; exit 1; }
+read -r -a FREE < <(node bench/free-ports.mjs 10 "$BASE_PORT")
+[ "${#FREE[@]}" -eq 10 ] || { echo "bench:hub: no free ports" >&2; exit 1; }
 P_IPERF=${FREE[0]} P_ONCE=${FREE[1]} P_STREAM=${FREE[2]}
 S_IPERF=${FREE[3]} S_ONCE=${FREE[4]} S_STREAM=${FREE[5]}
-P_TUNNEL=${FREE[6]} P_API=${FREE[7]}
-RANGE_BEGIN=$((FREE[7] + 100))
-RANGE_END=$((RANGE_BEGIN + 49))
+P_TUNNEL=${FREE[6]} P_API=${FREE[7]} P_TUNNEL2=${FREE[8]} P_API2=${FREE[9]}
+RANGE_BEGIN=$((FREE[9] + 100))
 
 log "nproc $BENCH_NPROC, node $(node --version), work dir $WORK"
 start iperf3-server "$P_IPERF" iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
@@ -82,31 +81,42 @@ start socat-iperf "$S_IPERF" socat "TCP-LISTEN:$S_IPERF,$SOCAT_OPTS" "TCP:127.0.
 start socat-once "$S_ONCE" socat "TCP-LISTEN:$S_ONCE,$SOCAT_OPTS" "TCP:127.0.0.1:$P_ONCE"
 start socat-stream "$S_STREAM" socat "TCP-LISTEN:$S_STREAM,$SOCAT_OPTS" "TCP:127.0.0.1:$P_STREAM"
 
-# The hub (TLS tunnel listener, as deployed) and one connector.
-start hub "$P_TUNNEL" node dist/cli/main.js hub --tunnel-listen "127.0.0.1:$P_TUNNEL" --admin-listen 127.0.0.1:0 \
-  --public-bind 127.0.0.1 --state-dir "$WORK/hub" --port-range "$RANGE_BEGIN-$RANGE_END" --token bench-token-0001 \
-  --log warn
-CONFIG=$WORK/connector.json
-timeout 30 node dist/cli/main.js connector configure --config "$CONFIG" --hub "127.0.0.1:$P_TUNNEL" \
-  --token bench-token-0001 --name bench >"$WORK/configure.log" 2>&1 || { cat "$WORK/configure.log" >&2; exit 1; }
-start connector "$P_API" node dist/cli/main.js connector start --config "$CONFIG" --api-port "$P_API" --log warn
-API=http://127.0.0.1:$P_API/api/client/v1.0
-for _ in $(seq 100); do
-  curl -sf "$API/info" | grep -q '"isTunConnected":true' && break
-  sleep 0.1
-done
 declare -A PORT=([direct/iperf]=$P_IPERF [direct/once]=$P_ONCE [direct/stream]=$P_STREAM
   [socat/iperf]=$S_IPERF [socat/once]=$S_ONCE [socat/stream]=$S_STREAM)
-for kind in iperf once stream; do
-  port=$(curl -sf --max-time 20 "$API/ports/allocate" | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0)).port))')
-  target=${PORT[direct/$kind]}
-  curl -sf --max-time 20 -H 'content-type: application/json' \
-    -d "{\"ports\":[{\"port\":$port,\"destination\":\"127.0.0.1\",\"dstPort\":$target}]}" "$API/traffic/create" >/dev/null
-  PORT[hub/$kind]=$port
-  for _ in $(seq 100); do listening "$port" && break; sleep 0.1; done
-done
-log "hub ports: iperf ${PORT[hub/iperf]}, once ${PORT[hub/once]}, stream ${PORT[hub/stream]}"
-timeout 10 node bench/probe.mjs "${PORT[hub/stream]}" stream 3000 || { echo "bench:hub: no traffic through the hub" >&2; exit 1; }
+
+# hub_path NAME TLS TUNNEL_PORT API_PORT RANGE_BEGIN: a hub (tunnel listener with TLS 1, as deployed, or plain TCP 0)
+# and one connector; one allocated, forwarded hub port per target, recorded as PORT[NAME/kind].
+hub_path() {
+  local name=$1 tls=$2 tunnel=$3 api_port=$4 begin=$5 no_tls=()
+  [ "$tls" = 0 ] && no_tls=(--no-tls)
+  start "$name" "$tunnel" node dist/cli/main.js hub --tunnel-listen "127.0.0.1:$tunnel" --admin-listen 127.0.0.1:0 \
+    --public-bind 127.0.0.1 --state-dir "$WORK/$name" --port-range "$begin-$((begin + 49))" --token bench-token-0001 \
+    --tls "$tls" --log warn
+  timeout 30 node dist/cli/main.js connector configure --config "$WORK/$name.json" --hub "127.0.0.1:$tunnel" \
+    --token bench-token-0001 --name bench "${no_tls[@]}" >"$WORK/$name-configure.log" 2>&1 ||
+    { cat "$WORK/$name-configure.log" >&2; exit 1; }
+  start "$name-connector" "$api_port" node dist/cli/main.js connector start --config "$WORK/$name.json" \
+    --api-port "$api_port" --log warn
+  local api=http://127.0.0.1:$api_port/api/client/v1.0 kind port
+  for _ in $(seq 100); do
+    curl -sf "$api/info" | grep -q '"isTunConnected":true' && break
+    sleep 0.1
+  done
+  for kind in iperf once stream; do
+    port=$(curl -sf --max-time 20 "$api/ports/allocate" |
+      node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0)).port))')
+    curl -sf --max-time 20 -H 'content-type: application/json' \
+      -d "{\"ports\":[{\"port\":$port,\"destination\":\"127.0.0.1\",\"dstPort\":${PORT[direct/$kind]}}]}" \
+      "$api/traffic/create" >/dev/null
+    PORT[$name/$kind]=$port
+    for _ in $(seq 100); do listening "$port" && break; sleep 0.1; done
+  done
+  timeout 10 node bench/probe.mjs "${PORT[$name/stream]}" stream 3000 ||
+    { echo "bench:hub: no traffic through $name" >&2; exit 1; }
+  log "$name ports: iperf ${PORT[$name/iperf]}, once ${PORT[$name/once]}, stream ${PORT[$name/stream]}"
+}
+hub_path hub 1 "$P_TUNNEL" "$P_API" "$RANGE_BEGIN"
+hub_path hubplain 0 "$P_TUNNEL2" "$P_API2" "$((RANGE_BEGIN + 50))"
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
@@ -144,7 +154,7 @@ rtt() {
   printf '  %-7s %-7s median %s µs, p99 %s µs\n' rtt "$path" "$(json_field "$out" medianUs)" "$(json_field "$out" p99Us)" >&2
 }
 
-PATHS=(direct socat hub)
+PATHS=(direct socat hub hubplain)
 SECONDS=0
 for rep in $(seq "$BENCH_REPEATS"); do
   log "repeat $rep/$BENCH_REPEATS"
@@ -155,7 +165,7 @@ for rep in $(seq "$BENCH_REPEATS"); do
 done
 log "measured in ${SECONDS}s"
 for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || log "WARNING: process $pid exited during the run"; done
-for name in hub connector; do
+for name in hub hub-connector hubplain hubplain-connector; do
   [ -s "$WORK/$name.log" ] && { log "$name logged:"; head -n 20 "$WORK/$name.log" >&2; }
 done
 node bench/hub-report.mjs "$RESULTS" "$ROOT/BENCHMARKS.md"
