@@ -12,21 +12,20 @@ import { ListenerCertificate } from '../tunnel/tls-listener.js';
 import type { Flow } from '../tunnel/traffic.js';
 import type { HubConfig } from './config.js';
 import { Firewall, normalizeAddress } from './firewall.js';
-import { canBind, PortAllocationError, PortAllocator } from './port-allocator.js';
+import { canBind, PortAllocator } from './port-allocator.js';
 import { PortmapPolicy } from './portmap-policy.js';
 import {
   challengeResponse,
   encodeFrame,
   type Frame,
-  type Message,
   type MessageOf,
   type PortMapRule,
   randomHex,
   readFrame,
   sameHex,
 } from './protocol.js';
-import { NotFoundError, RegistrationError, Registry } from './registry.js';
-import { checkPort, type Port, RuleError } from './rules.js';
+import { RegistrationError, Registry } from './registry.js';
+import { checkPort, type Port } from './rules.js';
 import { Session } from './session.js';
 import { HubStore, type StoredTunnel } from './store.js';
 
@@ -576,6 +575,3 @@ export class Hub {
     return formatEndpoint({ host: this.config.tunnelListen.host || '0.0.0.0', port: this.tunnelPort });
   }
 }
-
-export { NotFoundError, PortAllocationError, RuleError, TunnelOfflineError as OfflineError };
-export type { Message };

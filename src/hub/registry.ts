@@ -146,12 +146,6 @@ export class Registry {
     }
   }
 
-  /** Removes the tunnel and frees its ports. */
-  delete(tunnel: StoredTunnel): void {
-    for (const p of tunnel.ports) this.ports.release(p.port);
-    this.tunnels.delete(tunnel.id);
-  }
-
   /** A relay flow that adds to the tunnel's daily and monthly bandwidth, rolling the periods over in UTC. */
   bandwidthFlow(tunnel: StoredTunnel, onCount: () => void): Flow {
     return {
