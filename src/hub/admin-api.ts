@@ -395,6 +395,8 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       const t = tunnel(req.params.tunID);
       try {
         const port = await hub.allocate(t);
+        // An online connector saves the new port in its config at once (an offline one learns it at its next welcome).
+        hub.sessions.get(t.id)?.send({ type: 'ports', ports: t.ports });
         return { status: true, error: '', message: 'new port allocated', port };
       } catch (err) {
         return fail(err);

@@ -161,7 +161,11 @@ describe('admin APIs of hub and connector: every route, bad input changes nothin
 
     const port = (await admin(hub, 'GET', `/tunnel/traffic/tcp/allocate/${tunnelId}`)).body.port as number;
     assert.ok(port >= hub.range.begin && port <= hub.range.end);
-    // The connector learns about ports the admin allocates at its next welcome; the hub holds it now.
+    // An online connector saves a port the admin allocates for it at once.
+    await until(
+      async () => (await client(c, 'GET', '/ports/list')).body.some((p: { port: number }) => p.port === port),
+      'the connector to learn the admin-allocated port',
+    );
     assert.ok(
       (await admin(hub, 'GET', '/port/list')).body.some(
         (p: { port: number; tunID: string }) => p.port === port && p.tunID === tunnelId,

@@ -100,6 +100,15 @@ describe('hub + two connectors: TCP ports, rules, port mappings, firewall', () =
     assert.equal(got.length, payload.length);
     assert.equal(sha256(got), sha256(payload));
 
+    // A burst of 64 concurrent connections drains the pre-dialed pool (8): the rest wait for new data connections.
+    const burst = await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => {
+        const data = randomBytes(4096 + i);
+        return (await exchange(port, data)).equals(data);
+      }),
+    );
+    assert.equal(burst.filter(Boolean).length, 64, 'every concurrent connection echoed intact');
+
     // The hub counted the bytes for the tunnel.
     const tunnels = (await admin(hub, 'GET', '/tunnel/list')).body.tunnels as Array<{
       name: string;
