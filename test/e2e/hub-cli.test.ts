@@ -10,9 +10,10 @@ import {
   startConnector,
   startHub,
   tempDir,
+  transfer,
   until,
 } from '../helpers/hub.js';
-import { echoServer, exchange, type TestServer } from '../helpers/net.js';
+import { echoServer, type TestServer } from '../helpers/net.js';
 import { runPorthole } from '../helpers/porthole.js';
 
 describe('porthole hub / connector command lines', () => {
@@ -95,7 +96,8 @@ describe('porthole hub / connector command lines', () => {
       );
       assert.equal(fwd.code, 0, fwd.output);
       await until(
-        async () => (await exchange(port, Buffer.from('ping')).catch(() => Buffer.alloc(0))).toString() === 'ping',
+        async () =>
+          (await transfer(port, Buffer.from('ping'), 'ping').catch(() => Buffer.alloc(0))).toString() === 'ping',
         'forwarding',
       );
       const ls = await cli('route', 'tcp', 'ls');
@@ -146,7 +148,8 @@ describe('porthole hub / connector command lines', () => {
       const restarted = await startConnector(config, c.apiPort);
       try {
         await until(
-          async () => (await exchange(again, Buffer.from('pong')).catch(() => Buffer.alloc(0))).toString() === 'pong',
+          async () =>
+            (await transfer(again, Buffer.from('pong'), 'pong').catch(() => Buffer.alloc(0))).toString() === 'pong',
           'the offline rule to apply at start',
         );
       } finally {
