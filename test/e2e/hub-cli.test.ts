@@ -3,7 +3,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import {
   BOOT_TOKEN,
+  CLIENT,
   type ConnectorProcess,
+  call,
   configureConnector,
   type HubProcess,
   removeDir,
@@ -13,8 +15,8 @@ import {
   transfer,
   until,
 } from '../helpers/hub.js';
-import { echoServer, type TestServer } from '../helpers/net.js';
-import { runPorthole } from '../helpers/porthole.js';
+import { echoServer, freePort, type TestServer } from '../helpers/net.js';
+import { runPorthole, spawnPorthole } from '../helpers/porthole.js';
 
 describe('porthole hub / connector command lines', () => {
   let hub: HubProcess;
@@ -187,5 +189,38 @@ describe('porthole hub / connector command lines', () => {
     const help = await runPorthole(['connector', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.output, /route tcp allocate/);
+  });
+
+  test('connector: reconnect.maxRetries bounds the attempts; tun/start tries again', async () => {
+    const hubPort = await freePort();
+    const apiPort = await freePort();
+    const config = `${dir}/retries.json`;
+    writeFileSync(
+      config,
+      JSON.stringify({
+        hub: `127.0.0.1:${hubPort}`,
+        tls: false,
+        tunnelId: 'ab'.repeat(8),
+        secret: 'cd'.repeat(32),
+        reconnect: { initialDelay: 50, maxDelay: 200, maxRetries: 3 },
+      }),
+    );
+    const p = spawnPorthole(['connector', 'start', '--config', config, '--api-port', String(apiPort)]);
+    try {
+      await p.waitFor(/giving up after 3 failed attempts/, 15_000);
+      assert.equal((p.output().match(/connecting to the hub failed/g) ?? []).length, 3);
+      const info = await call(apiPort, 'GET', `${CLIENT}/info`);
+      assert.equal(info.body.isTunConnected, false);
+      assert.equal(info.body.state, 'gave-up');
+      assert.match(info.body.lastError, /ECONNREFUSED/);
+      assert.deepEqual((await call(apiPort, 'GET', `${CLIENT}/tun/start`)).body, {
+        status: true,
+        isTunConnected: false,
+        error: '',
+      });
+      await until(() => (p.output().match(/giving up/g) ?? []).length === 2, 'a second round of attempts');
+    } finally {
+      await p.stop();
+    }
   });
 });
