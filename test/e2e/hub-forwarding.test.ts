@@ -196,8 +196,11 @@ describe('hub + two connectors: TCP ports, rules, port mappings, firewall', () =
 
     // A mapping to a port nobody holds: the connection is closed, nothing else changes.
     const nowhere = await freePort();
+    const held = new Set(((await admin(hub, 'GET', '/port/list')).body as Array<{ port: number }>).map((p) => p.port));
+    let unheld = hub.range.begin;
+    while (held.has(unheld)) unheld++;
     const dangling = await client(a, 'POST', '/traffic/create', {
-      portmaps: [{ port: nowhere, dstPort: hub.range.end, destination: '', transport: 'tcp', label: '' }],
+      portmaps: [{ port: nowhere, dstPort: unheld, destination: '', transport: 'tcp', label: '' }],
     });
     assert.equal(dangling.body.status, true);
     assert.equal(await echoes(nowhere), false);
