@@ -25,7 +25,9 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`porthole ${VERSION}\n`);
     return;
   }
-  if (rest.length > 0) fail(`unexpected arguments after the URL: ${rest.join(' ')} (quote the URL)`, 2);
+  if (first !== 'hub' && first !== 'connector' && rest.length > 0) {
+    fail(`unexpected arguments after the URL: ${rest.join(' ')} (quote the URL)`, 2);
+  }
 
   const settings = readRuntimeSettings();
   let logger = new Logger('info');
@@ -49,6 +51,14 @@ async function main(argv: string[]): Promise<void> {
 
   if (first === 'demo') {
     running = await startDemo(settings, logger);
+  } else if (first === 'hub') {
+    const { startHub } = await import('../hub/index.js');
+    running = await startHub(rest);
+  } else if (first === 'connector') {
+    const { runConnector } = await import('../connector/cli.js');
+    const started = await runConnector(rest);
+    if (started === undefined) return; // a one-shot command (configure, info, route ...) is done
+    running = started;
   } else if (first.includes('://')) {
     const url = parsePortholeUrl(first);
     logger = new Logger(url.params.log);

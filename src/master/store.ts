@@ -1,10 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { close, fsync, open, rename, writeFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import { writeAtomic } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
 
 const StoredInstance = Type.Object({
@@ -35,34 +33,11 @@ const StateFile = Type.Object({
 export type StoredInstance = Static<typeof StoredInstance>;
 export type MasterState = Static<typeof StateFile>;
 
+// Kept as an export of the store for existing importers; the helper lives in common/ so the hub shares it.
+export { writeAtomic };
+
 export const STATE_FILE = 'porthole-master.json';
 export const BACKUP_FILE = 'porthole-master.json.backup';
-
-const openP = promisify(open);
-const fsyncP = promisify(fsync);
-const closeP = promisify(close);
-const writeFileP = promisify(writeFile);
-const renameP = promisify(rename);
-
-/** Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, fsync of the directory. */
-export async function writeAtomic(path: string, data: string): Promise<void> {
-  const dir = join(path, '..');
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = await openP(tmp, 'w', 0o600);
-  try {
-    await writeFileP(fd, data);
-    await fsyncP(fd);
-  } finally {
-    await closeP(fd);
-  }
-  await renameP(tmp, path);
-  try {
-    const dfd = await openP(dir, 'r');
-    await fsyncP(dfd).finally(() => closeP(dfd));
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  }
-}
 
 /** Parses and schema-checks a state file's text; throws with the reason. */
 export function parseState(text: string): MasterState {

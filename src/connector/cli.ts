@@ -1,0 +1,267 @@
+import { Logger } from '../common/logger.js';
+import { ConfigError } from '../config/errors.js';
+import type { LogLevel } from '../config/params.js';
+import { parseEndpoint } from '../config/url.js';
+import { checkPort } from '../hub/rules.js';
+import { CLIENT_BASE, createConnectorApi } from './admin-api.js';
+import {
+  type ConnectorConfig,
+  configPath,
+  DEFAULT_API_PORT,
+  loadConfig,
+  RECONNECT_DEFAULTS,
+  saveConfig,
+} from './config.js';
+import { Connector } from './connector.js';
+import { HubDialer, register, tunnelInfo } from './hub-dialer.js';
+
+export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porthole hub
+
+  porthole connector configure --hub HOST:PORT --token TOKEN [--name N] [--ca FILE] [--fingerprint sha256:..] [--no-tls]
+  porthole connector start [--api-port 4100] [--log info]
+  porthole connector info
+  porthole connector route tcp allocate
+  porthole connector route tcp forward --port P --destination HOST --dstport D
+  porthole connector route tcp release --port P
+  porthole connector route tcp ls
+Every command takes --config PATH (default $PORTHOLE_CONNECTOR_CONFIG or ~/.porthole/connector.json).
+`;
+
+interface Flags {
+  values: Map<string, string>;
+  bools: Set<string>;
+  rest: string[];
+}
+
+const BOOLEAN_FLAGS = new Set(['--no-tls']);
+
+function parseFlags(args: string[]): Flags {
+  const values = new Map<string, string>();
+  const bools = new Set<string>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith('--')) {
+      rest.push(arg);
+      continue;
+    }
+    const [name = '', inline] = arg.split(/=(.*)/s, 2);
+    if (BOOLEAN_FLAGS.has(name)) {
+      bools.add(name);
+      continue;
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new ConfigError(`${name} needs a value`, name);
+    values.set(name, value);
+  }
+  return { values, bools, rest };
+}
+
+function need(flags: Flags, name: string): string {
+  const v = flags.values.get(name);
+  if (v === undefined || v === '') throw new ConfigError(`${name} is required`, name);
+  return v;
+}
+
+function intFlag(flags: Flags, name: string, min = 1, max = 65535): number {
+  const text = need(flags, name);
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min && n <= max)) throw new ConfigError(`${name}: expected ${min}-${max}, got "${text}"`, name);
+  return n;
+}
+
+function allowOnly(flags: Flags, allowed: string[]): void {
+  for (const name of flags.values.keys()) {
+    if (!allowed.includes(name)) throw new ConfigError(`unknown option ${name}`, name);
+  }
+  for (const name of flags.bools) {
+    if (!allowed.includes(name)) throw new ConfigError(`unknown option ${name}`, name);
+  }
+}
+
+/** Calls the running connector's admin API; undefined when nothing listens there. */
+async function callApi(port: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`http://127.0.0.1:${port}${CLIENT_BASE}${path}`, {
+      method,
+      headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(20_000),
+    });
+  } catch (err) {
+    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ECONNREFUSED') return undefined;
+    throw err;
+  }
+  const data = (await res.json()) as { status?: boolean; error?: string };
+  if (!res.ok || (typeof data === 'object' && data !== null && data.status === false)) {
+    throw new ConfigError(data.error || `HTTP ${res.status}`, path);
+  }
+  return data;
+}
+
+/** `porthole connector ...`; returns a stop function for `start`, else undefined once the command is done. */
+export async function runConnector(
+  args: string[],
+  print: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+): Promise<{ stop(): Promise<void> } | undefined> {
+  if (args.some((a) => a === '--help' || a === '-h') || args.length === 0 || args[0] === 'help') {
+    print(CONNECTOR_USAGE.trimEnd());
+    return undefined;
+  }
+  // Options may come before or after the command (pktriot takes a global --config first).
+  const flags = parseFlags(args);
+  const command = flags.rest.shift();
+  const path = configPath(flags.values.get('--config'));
+  switch (command) {
+    case 'configure': {
+      allowOnly(flags, [
+        '--config',
+        '--hub',
+        '--token',
+        '--name',
+        '--ca',
+        '--fingerprint',
+        '--server-name',
+        '--no-tls',
+      ]);
+      const hub = need(flags, '--hub');
+      parseEndpoint(hub, '--hub');
+      const tls = !flags.bools.has('--no-tls');
+      const trust = {
+        tls,
+        fingerprint: flags.values.get('--fingerprint') ?? '',
+        ca: flags.values.get('--ca') ?? '',
+        serverName: flags.values.get('--server-name') ?? '',
+      };
+      const name = flags.values.get('--name') ?? '';
+      const result = await register(new HubDialer(hub, trust), need(flags, '--token'), tunnelInfo(name));
+      let previous: Partial<ConnectorConfig> = {};
+      try {
+        previous = await loadConfig(path);
+      } catch {
+        // A first configure, or a broken file that this one replaces.
+      }
+      const config: ConnectorConfig = {
+        hub,
+        tls,
+        fingerprint: tls && trust.ca === '' ? result.fingerprint : '',
+        ca: trust.ca,
+        serverName: trust.serverName,
+        tunnelId: result.tunnelId,
+        secret: result.secret,
+        name,
+        apiPort: previous.apiPort ?? DEFAULT_API_PORT,
+        reconnect: previous.reconnect ?? { ...RECONNECT_DEFAULTS },
+        // A new tunnel holds no ports yet; sites and mappings carry over.
+        https: previous.https ?? [],
+        ports: [],
+        portmaps: previous.portmaps ?? [],
+      };
+      await saveConfig(path, config);
+      print(`Registered tunnel ${result.tunnelId} with hub ${hub}`);
+      if (config.fingerprint) print(`Pinned hub certificate ${config.fingerprint}`);
+      print(`Saved ${path}`);
+      return undefined;
+    }
+    case 'start': {
+      allowOnly(flags, ['--config', '--api-port', '--log']);
+      const config = await loadConfig(path);
+      const apiPort = flags.values.has('--api-port') ? intFlag(flags, '--api-port', 0) : config.apiPort;
+      const logger = new Logger((flags.values.get('--log') ?? 'info') as LogLevel);
+      const connector = new Connector(config, path, logger);
+      const api = await createConnectorApi(connector);
+      await api.listen({ host: '127.0.0.1', port: apiPort });
+      const port = (api.server.address() as { port: number }).port;
+      await connector.start();
+      print(`porthole connector: tunnel ${config.tunnelId} -> hub ${config.hub}`);
+      print(`Admin API: http://127.0.0.1:${port}${CLIENT_BASE}`);
+      if (process.send !== undefined && process.connected) process.send({ type: 'ready' });
+      return {
+        async stop() {
+          connector.stop();
+          await api.close();
+        },
+      };
+    }
+    case 'info': {
+      allowOnly(flags, ['--config', '--api-port']);
+      const config = await loadConfig(path);
+      const apiPort = flags.values.has('--api-port') ? intFlag(flags, '--api-port') : config.apiPort;
+      const info = (await callApi(apiPort, 'GET', '/info')) as Record<string, unknown> | undefined;
+      print(`tunnel:    ${config.tunnelId}`);
+      print(`hub:       ${config.hub}${config.fingerprint ? ` (${config.fingerprint})` : ''}`);
+      print(`running:   ${info ? `yes (admin API on 127.0.0.1:${apiPort})` : 'no'}`);
+      if (info)
+        print(`connected: ${info.isTunConnected ? 'yes' : `no${info.lastError ? ` (${info.lastError})` : ''}`}`);
+      print(
+        `rules:     ${config.ports.length} ports, ${config.portmaps.length} port mappings, ${config.https.length} sites`,
+      );
+      return undefined;
+    }
+    case 'route':
+      return routeCommand(flags, path, print);
+    default:
+      throw new ConfigError(`connector: unknown command "${command ?? ''}"\n${CONNECTOR_USAGE}`, 'command');
+  }
+}
+
+function formatPorts(ports: ConnectorConfig['ports']): string[] {
+  if (ports.length === 0) return ['no ports allocated'];
+  return ports.map(
+    (p) =>
+      `${p.port}\t${p.destination ? `-> ${p.destination}:${p.dstPort}` : '(not forwarded)'}${p.firewall?.length ? `\tfirewall: ${p.firewall.map((r) => `${r.action} ${r.network}`).join(', ')}` : ''}`,
+  );
+}
+
+/** `route tcp ...`: through the running connector's API when it runs, else (where possible) on the config file. */
+async function routeCommand(flags: Flags, path: string, print: (line: string) => void): Promise<undefined> {
+  const [kind, action] = flags.rest;
+  if (kind !== 'tcp') throw new ConfigError(`route: "${kind ?? ''}" is not supported here (route tcp ...)`, 'route');
+  allowOnly(flags, ['--config', '--api-port', '--port', '--destination', '--dstport']);
+  const config = await loadConfig(path);
+  const apiPort = flags.values.has('--api-port') ? intFlag(flags, '--api-port') : config.apiPort;
+  switch (action) {
+    case 'allocate': {
+      const res = (await callApi(apiPort, 'GET', '/ports/allocate')) as { port: number } | undefined;
+      if (!res)
+        throw new ConfigError('allocating a port needs the running connector (porthole connector start)', 'route');
+      print(`allocated port ${res.port}`);
+      return undefined;
+    }
+    case 'forward': {
+      const rule = checkPort({
+        port: intFlag(flags, '--port'),
+        destination: need(flags, '--destination'),
+        dstPort: intFlag(flags, '--dstport'),
+      });
+      const current = config.ports.find((p) => p.port === rule.port);
+      if (!current) throw new ConfigError(`port ${rule.port} is not allocated to this tunnel`, '--port');
+      const body = { ports: [{ ...rule, ...(current.firewall ? { firewall: current.firewall } : {}) }] };
+      const res = await callApi(apiPort, 'POST', current.destination ? '/traffic/update' : '/traffic/create', body);
+      if (!res) {
+        current.destination = rule.destination;
+        current.dstPort = rule.dstPort;
+        await saveConfig(path, config);
+        print(`port ${rule.port} -> ${rule.destination}:${rule.dstPort} (saved; applies when the connector starts)`);
+      } else print(`port ${rule.port} -> ${rule.destination}:${rule.dstPort}`);
+      return undefined;
+    }
+    case 'release': {
+      const port = intFlag(flags, '--port');
+      const res = await callApi(apiPort, 'POST', '/ports/release', { port });
+      if (!res)
+        throw new ConfigError('releasing a port needs the running connector (porthole connector start)', 'route');
+      print(`released port ${port}`);
+      return undefined;
+    }
+    case 'ls': {
+      const res = (await callApi(apiPort, 'GET', '/ports/list')) as ConnectorConfig['ports'] | undefined;
+      for (const line of formatPorts(res ?? config.ports)) print(line);
+      return undefined;
+    }
+    default:
+      throw new ConfigError(`route tcp: unknown action "${action ?? ''}" (allocate, forward, release, ls)`, 'route');
+  }
+}

@@ -1,0 +1,498 @@
+import { randomBytes } from 'node:crypto';
+import { type TSchema, Type } from 'typebox';
+import { registerApiDocs } from '../common/api-docs.js';
+import { ApiError, createJsonApi, type JsonApp } from '../common/json-api.js';
+import { VERSION } from '../common/version.js';
+import type { Hub } from './hub.js';
+import { TunnelOfflineError } from './hub.js';
+import { PortAllocationError } from './port-allocator.js';
+import { sameHex } from './protocol.js';
+import { NotFoundError } from './registry.js';
+import { checkPort, checkPortMap, RuleError, StoredPortSchema } from './rules.js';
+import type { StoredTunnel } from './store.js';
+
+export const ADMIN_BASE = '/api/admin/v1.0';
+const SESSION_COOKIE = 'porthole_hub_session';
+const SESSION_TTL = 24 * 3600 * 1000;
+
+const Status = { status: Type.Boolean(), error: Type.Optional(Type.String()), message: Type.Optional(Type.String()) };
+const Ok = Type.Object(Status);
+const Problem = Type.Object({ status: Type.Literal(false), error: Type.String() });
+const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 415: Problem };
+const TunId = Type.Object({ tunID: Type.String({ pattern: '^[0-9a-f]{16}$' }) });
+const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) });
+
+const TokenView = Type.Object({
+  id: Type.String(),
+  token: Type.String(),
+  description: Type.String(),
+  active: Type.Boolean(),
+  created: Type.String(),
+  uses: Type.Integer(),
+});
+const TunnelView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  hostname: Type.String(),
+  state: Type.Integer({ description: '1 init, 2 online, 3 offline, 4 shutdown, 5 deleted' }),
+  created: Type.String(),
+  lastActive: Type.String(),
+  uptime: Type.Integer(),
+  bandwidth: Type.Object({ daily: Type.Number(), monthly: Type.Number() }),
+  address: Type.String(),
+  version: Type.String(),
+  os: Type.String(),
+  arch: Type.String(),
+  https: Type.Array(Type.Unknown()),
+  ports: Type.Array(StoredPortSchema),
+  rtt: Type.Number({ description: 'last keepalive round trip (ms), -1 offline' }),
+  streams: Type.Integer(),
+});
+
+function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k) out.set(k, v.join('='));
+  }
+  return out;
+}
+
+/** Maps the hub's typed errors to statuses. */
+function fail(err: unknown): never {
+  if (err instanceof ApiError) throw err;
+  if (err instanceof RuleError) throw new ApiError(400, err.message);
+  if (err instanceof NotFoundError) {
+    throw new ApiError(/not allocated to tunnel/.test(err.message) ? 403 : 404, err.message);
+  }
+  if (err instanceof TunnelOfflineError) throw new ApiError(409, err.message);
+  if (err instanceof PortAllocationError) throw new ApiError(409, err.message);
+  throw err;
+}
+
+/**
+ * The hub admin API (Spokes-like, under /api/admin/v1.0): session by admin key, registration tokens, tunnels, ports
+ * and per-tunnel traffic rules, with an OpenAPI document and local Swagger UI. JSON only; `{status, error}` always.
+ */
+export async function createAdminApi(hub: Hub): Promise<JsonApp> {
+  const app = createJsonApi(hub.logger);
+  const logins = new Map<string, number>();
+  const { registry } = hub;
+  const base = ADMIN_BASE;
+  const security: Array<Record<string, string[]>> = [{ ApiKey: [] }, { Session: [] }];
+
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (!path.startsWith(base) || path === `${base}/auth` || path.startsWith(`${base}/docs`)) return;
+    if (path === `${base}/openapi.json`) return;
+    const header = req.headers['x-api-key'];
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const key = typeof header === 'string' ? header : bearer;
+    if (key !== undefined && sameHex(key, registry.adminKey)) return;
+    const session = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    const expires = session ? logins.get(session) : undefined;
+    if (expires !== undefined && expires > Date.now()) return;
+    throw new ApiError(401, 'unauthorized: log in with POST auth {key}, or send the X-API-Key header');
+  });
+
+  await registerApiDocs(app, {
+    base,
+    title: 'porthole hub admin API',
+    version: VERSION,
+    description:
+      'Spokes-like admin API of the porthole hub: registration tokens, tunnels, TCP ports and traffic rules. Authenticate with `X-API-Key: <admin key>` or a session cookie from `POST auth`.',
+    securitySchemes: {
+      ApiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      Session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+    },
+    tags: [
+      { name: 'session', description: 'admin session and hub information' },
+      { name: 'tokens', description: 'registration tokens' },
+      { name: 'tunnels', description: 'tunnels (connectors)' },
+      { name: 'ports', description: 'TCP port allocation' },
+      { name: 'traffic', description: 'traffic rules of one tunnel' },
+    ],
+  });
+
+  const tunnel = (id: string): StoredTunnel => {
+    try {
+      return registry.tunnel(id);
+    } catch (err) {
+      return fail(err);
+    }
+  };
+  const save = () => hub.store.save();
+
+  // --- session --------------------------------------------------------------------------------------------------
+  app.post(
+    `${base}/auth`,
+    {
+      schema: {
+        tags: ['session'],
+        summary: 'Log in with the admin key; sets a session cookie valid 24 h',
+        body: Type.Object({ key: Type.String() }),
+        response: { 200: Ok, ...errors },
+      },
+    },
+    async (req, reply) => {
+      if (!sameHex(req.body.key, registry.adminKey)) throw new ApiError(401, 'wrong admin key');
+      const token = randomBytes(24).toString('hex');
+      logins.set(token, Date.now() + SESSION_TTL);
+      for (const [t, exp] of logins) if (exp < Date.now()) logins.delete(t);
+      reply.header('set-cookie', `${SESSION_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=86400`);
+      return { status: true, error: '', message: 'logged in' };
+    },
+  );
+  app.get(
+    `${base}/logout`,
+    { schema: { tags: ['session'], security, summary: 'End the cookie session', response: { 200: Ok, 401: Problem } } },
+    async (req, reply) => {
+      const session = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+      if (session) logins.delete(session);
+      reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; Max-Age=0`);
+      return { status: true, error: '' };
+    },
+  );
+  app.get(
+    `${base}/ping`,
+    { schema: { tags: ['session'], security, summary: 'Check the session', response: { 200: Ok, 401: Problem } } },
+    async () => ({ status: true, error: '', message: 'pong' }),
+  );
+  app.get(
+    `${base}/info`,
+    {
+      schema: {
+        tags: ['session'],
+        security,
+        summary: 'Hub version, uptime and tunnel counts',
+        response: {
+          200: Type.Object({
+            ...Status,
+            version: Type.String(),
+            uptime: Type.Integer(),
+            activeTuns: Type.Integer(),
+            onlineTuns: Type.Integer(),
+            maxTuns: Type.Integer(),
+            portRange: Type.Object({ begin: Type.Integer(), end: Type.Integer() }),
+            fingerprint: Type.String(),
+          }),
+          401: Problem,
+        },
+      },
+    },
+    async () => ({
+      status: true,
+      error: '',
+      version: VERSION,
+      uptime: Math.floor((Date.now() - hub.startedAt) / 1000),
+      activeTuns: [...registry.tunnels.values()].filter((t) => !t.shutdown).length,
+      onlineTuns: hub.sessions.size,
+      maxTuns: hub.config.maxTunnels,
+      portRange: hub.config.portRange,
+      fingerprint: hub.fingerprint ?? '',
+    }),
+  );
+
+  // --- tokens ---------------------------------------------------------------------------------------------------
+  app.get(
+    `${base}/token/registration/list`,
+    {
+      schema: {
+        tags: ['tokens'],
+        security,
+        summary: 'Registration tokens',
+        response: { 200: Type.Object({ ...Status, tokens: Type.Array(TokenView) }), 401: Problem },
+      },
+    },
+    async () => ({ status: true, error: '', tokens: [...registry.tokens.values()] }),
+  );
+  app.post(
+    `${base}/token/registration/create`,
+    {
+      schema: {
+        tags: ['tokens'],
+        security,
+        summary: 'Create a registration token',
+        body: Type.Object({ description: Type.String({ maxLength: 1024 }), active: Type.Optional(Type.Boolean()) }),
+        response: { 200: Type.Object({ ...Status, token: TokenView }), ...errors },
+      },
+    },
+    async (req) => {
+      const token = registry.createToken(req.body.description, req.body.active ?? true);
+      await save();
+      return { status: true, error: '', token };
+    },
+  );
+  app.post(
+    `${base}/token/registration/edit`,
+    {
+      schema: {
+        tags: ['tokens'],
+        security,
+        summary: 'Change the description or the active flag of a token',
+        body: Type.Object({
+          tokenID: Type.String({ minLength: 1 }),
+          description: Type.Optional(Type.String({ maxLength: 1024 })),
+          active: Type.Optional(Type.Boolean()),
+        }),
+        response: { 200: Type.Object({ ...Status, token: TokenView }), ...errors },
+      },
+    },
+    async (req) => {
+      let token: ReturnType<typeof registry.token>;
+      try {
+        token = registry.token(req.body.tokenID);
+      } catch (err) {
+        fail(err);
+      }
+      if (req.body.description !== undefined) token.description = req.body.description;
+      if (req.body.active !== undefined) token.active = req.body.active;
+      await save();
+      return { status: true, error: '', token };
+    },
+  );
+  app.post(
+    `${base}/token/registration/delete`,
+    {
+      schema: {
+        tags: ['tokens'],
+        security,
+        summary: 'Delete a registration token (tunnels registered with it keep working)',
+        body: Type.Object({ tokenID: Type.String({ minLength: 1 }) }),
+        response: { 200: Ok, ...errors },
+      },
+    },
+    async (req) => {
+      try {
+        registry.token(req.body.tokenID);
+      } catch (err) {
+        fail(err);
+      }
+      registry.tokens.delete(req.body.tokenID);
+      await save();
+      return { status: true, error: '' };
+    },
+  );
+
+  // --- tunnels --------------------------------------------------------------------------------------------------
+  const listSchema = (summary: string) => ({
+    schema: {
+      tags: ['tunnels'],
+      security,
+      summary,
+      response: { 200: Type.Object({ ...Status, tunnels: Type.Array(TunnelView) }), 401: Problem },
+    },
+  });
+  app.get(`${base}/tunnel/list`, listSchema('Every tunnel'), async () => ({
+    status: true,
+    error: '',
+    tunnels: [...registry.tunnels.values()].map((t) => hub.tunnelView(t)),
+  }));
+  app.get(`${base}/tunnel/list/online`, listSchema('Tunnels with a live session'), async () => ({
+    status: true,
+    error: '',
+    tunnels: [...hub.sessions.values()].map((s) => hub.tunnelView(s.tunnel)),
+  }));
+  app.get(
+    `${base}/tunnel/info/:id`,
+    {
+      schema: {
+        tags: ['tunnels'],
+        security,
+        summary: 'One tunnel',
+        params: IdParams,
+        response: { 200: Type.Object({ ...Status, tunnel: TunnelView }), ...errors },
+      },
+    },
+    async (req) => ({ status: true, error: '', tunnel: hub.tunnelView(tunnel(req.params.id)) }),
+  );
+  app.get(
+    `${base}/tunnel/config/:id`,
+    {
+      schema: {
+        tags: ['tunnels'],
+        security,
+        summary: 'Traffic rules of a tunnel as the hub holds them',
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            ...Status,
+            https: Type.Array(Type.Unknown()),
+            ports: Type.Array(StoredPortSchema),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (req) => ({ status: true, error: '', https: [], ports: tunnel(req.params.id).ports }),
+  );
+  app.get(
+    `${base}/tunnel/shutdown/:id`,
+    {
+      schema: {
+        tags: ['tunnels'],
+        security,
+        summary: 'End the session of a tunnel and refuse new ones (the connector must be configured again)',
+        params: IdParams,
+        response: { 200: Ok, ...errors },
+      },
+    },
+    async (req) => {
+      await hub.shutdown(tunnel(req.params.id));
+      return { status: true, error: '', message: 'tunnel shut down' };
+    },
+  );
+
+  // --- ports ----------------------------------------------------------------------------------------------------
+  app.get(
+    `${base}/port/list`,
+    {
+      schema: {
+        tags: ['ports'],
+        security,
+        summary: 'Allocated ports and their tunnels',
+        response: { 200: Type.Array(Type.Object({ port: Type.Integer(), tunID: Type.String() })), 401: Problem },
+      },
+    },
+    async () => registry.ports.list(),
+  );
+  app.get(
+    `${base}/port/range`,
+    {
+      schema: {
+        tags: ['ports'],
+        security,
+        summary: 'The range ports are allocated from',
+        response: { 200: Type.Object({ ...Status, begin: Type.Integer(), end: Type.Integer() }), 401: Problem },
+      },
+    },
+    async () => ({ status: true, error: '', ...hub.config.portRange }),
+  );
+
+  // --- traffic --------------------------------------------------------------------------------------------------
+  const traffic = <B extends TSchema>(summary: string, body: B, extra = {}) => ({
+    schema: {
+      tags: ['traffic'],
+      security,
+      summary,
+      params: TunId,
+      body,
+      response: { 200: Type.Object({ ...Status, ...extra }), ...errors },
+    },
+  });
+  app.get(
+    `${base}/tunnel/traffic/tcp/allocate/:tunID`,
+    {
+      schema: {
+        tags: ['traffic'],
+        security,
+        summary: 'Allocate a TCP port to the tunnel',
+        params: TunId,
+        response: { 200: Type.Object({ ...Status, port: Type.Integer() }), ...errors },
+      },
+    },
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        const port = await hub.allocate(t);
+        // An online connector saves the new port in its config at once (an offline one learns it at its next welcome).
+        hub.sessions.get(t.id)?.send({ type: 'ports', ports: t.ports });
+        return { status: true, error: '', message: 'new port allocated', port };
+      } catch (err) {
+        return fail(err);
+      }
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/tcp/release/:tunID`,
+    traffic('Release a port of the tunnel (its forwarding stops)', Type.Object({ port: Type.Integer() })),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        await hub.release(t, req.body.port);
+        hub.sessions.get(t.id)?.send({ type: 'ports', ports: t.ports });
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '', message: `port ${req.body.port} released` };
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/tcp/update/:tunID`,
+    traffic(
+      'Set forwarding rules of ports the tunnel holds (tunnel must be online)',
+      Type.Object({ ports: Type.Array(Type.Unknown(), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        const rules = req.body.ports.map(checkPort);
+        for (const r of rules) registry.portOf(t, r.port);
+        await hub.updatePorts(t, rules);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/tcp/reset/:tunID`,
+    traffic(
+      'Clear the forwarding rules of ports (they stay allocated; tunnel must be online)',
+      Type.Object({ ports: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        const rules = req.body.ports.map((port) => ({ ...registry.portOf(t, port), destination: '', dstPort: 0 }));
+        await hub.updatePorts(t, rules);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/portmap/update/:tunID`,
+    traffic(
+      "Create or replace port mappings in the connector's config (tunnel must be online)",
+      Type.Object({ portmaps: Type.Array(Type.Unknown(), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        const maps = req.body.portmaps.map(checkPortMap).map(({ http: _http, ...m }) => m);
+        await hub.updatePortmaps(t, maps, []);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/portmap/remove/:tunID`,
+    traffic(
+      "Remove port mappings from the connector's config by listen port (tunnel must be online)",
+      Type.Object({ listenPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        await hub.updatePortmaps(t, [], req.body.listenPorts);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
+  for (const op of ['update', 'remove']) {
+    app.post(
+      `${base}/tunnel/traffic/http/${op}/:tunID`,
+      traffic(`HTTP sites (${op}): not served by this version`, Type.Object({}, { additionalProperties: true })),
+      async () => {
+        throw new ApiError(501, 'HTTP/HTTPS sites are not served by this hub version yet');
+      },
+    );
+  }
+  return app;
+}

@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import type { Flow } from '../tunnel/traffic.js';
+import type { PortAllocator } from './port-allocator.js';
+import { randomHex, type TunnelInfo } from './protocol.js';
+import type { Port } from './rules.js';
+import type { HubState, StoredToken, StoredTunnel } from './store.js';
+
+export class RegistrationError extends Error {
+  override readonly name = 'RegistrationError';
+}
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
+
+function utcDay(d = new Date()): string {
+  return d.toISOString().slice(0, 10);
+}
+
+/** Tokens and tunnels as the hub keeps them (the persistent part of its state). */
+export class Registry {
+  adminKey: string;
+  readonly tokens = new Map<string, StoredToken>();
+  readonly tunnels = new Map<string, StoredTunnel>();
+
+  constructor(
+    state: HubState | undefined,
+    readonly ports: PortAllocator,
+  ) {
+    this.adminKey = state?.adminKey ?? randomHex(16);
+    for (const t of state?.tokens ?? []) this.tokens.set(t.id, t);
+    for (const t of state?.tunnels ?? []) {
+      this.tunnels.set(t.id, t);
+      for (const p of t.ports) ports.claim(p.port, t.id);
+    }
+  }
+
+  snapshot(): HubState {
+    return {
+      version: 1,
+      adminKey: this.adminKey,
+      tokens: [...this.tokens.values()],
+      tunnels: [...this.tunnels.values()],
+    };
+  }
+
+  /** Bootstrap tokens from the hub config: present and active, whatever the admin did to them before. */
+  ensureBootstrapTokens(tokens: string[]): boolean {
+    let changed = false;
+    for (const token of tokens) {
+      const existing = [...this.tokens.values()].find((t) => t.token === token);
+      if (existing) {
+        if (!existing.active) {
+          existing.active = true;
+          changed = true;
+        }
+        continue;
+      }
+      this.createToken('bootstrap token from the hub config', true, token);
+      changed = true;
+    }
+    return changed;
+  }
+
+  createToken(description: string, active: boolean, token = randomBytes(24).toString('base64url')): StoredToken {
+    const record: StoredToken = {
+      id: randomHex(8),
+      token,
+      description,
+      active,
+      created: new Date().toISOString(),
+      uses: 0,
+    };
+    this.tokens.set(record.id, record);
+    return record;
+  }
+
+  token(id: string): StoredToken {
+    const t = this.tokens.get(id);
+    if (t === undefined) throw new NotFoundError(`no registration token with id "${id}"`);
+    return t;
+  }
+
+  /** Registers a new tunnel with an active token; returns its id and the per-tunnel secret. */
+  register(token: string, info: TunnelInfo, address: string): StoredTunnel {
+    const record = [...this.tokens.values()].find((t) => t.token === token);
+    if (record === undefined) throw new RegistrationError('unknown registration token');
+    if (!record.active) throw new RegistrationError('registration token is not active');
+    record.uses += 1;
+    const now = new Date().toISOString();
+    const tunnel: StoredTunnel = {
+      id: randomHex(8),
+      name: info.name,
+      hostname: info.hostname,
+      secret: randomHex(32),
+      tokenId: record.id,
+      created: now,
+      lastActive: now,
+      address,
+      version: info.version,
+      os: info.os,
+      arch: info.arch,
+      shutdown: false,
+      bandwidth: { daily: 0, monthly: 0, day: utcDay(), month: utcDay().slice(0, 7) },
+      ports: [],
+    };
+    this.tunnels.set(tunnel.id, tunnel);
+    return tunnel;
+  }
+
+  tunnel(id: string): StoredTunnel {
+    const t = this.tunnels.get(id);
+    if (t === undefined) throw new NotFoundError(`no tunnel with id "${id}"`);
+    return t;
+  }
+
+  portOf(tunnel: StoredTunnel, port: number): Port {
+    const p = tunnel.ports.find((x) => x.port === port);
+    if (p === undefined) {
+      const owner = this.ports.owner(port);
+      throw new NotFoundError(
+        owner === undefined ? `port ${port} is not allocated` : `port ${port} is not allocated to tunnel ${tunnel.id}`,
+      );
+    }
+    return p;
+  }
+
+  async allocate(tunnel: StoredTunnel): Promise<number> {
+    const port = await this.ports.allocate(tunnel.id);
+    tunnel.ports.push({ port, destination: '', dstPort: 0 });
+    tunnel.ports.sort((a, b) => a.port - b.port);
+    return port;
+  }
+
+  release(tunnel: StoredTunnel, port: number): void {
+    this.portOf(tunnel, port);
+    tunnel.ports = tunnel.ports.filter((p) => p.port !== port);
+    this.ports.release(port);
+  }
+
+  /** Replaces the forwarding rules of ports the tunnel holds; a port it does not hold fails the whole update. */
+  updatePorts(tunnel: StoredTunnel, rules: Port[]): void {
+    for (const rule of rules) this.portOf(tunnel, rule.port);
+    for (const rule of rules) {
+      const i = tunnel.ports.findIndex((p) => p.port === rule.port);
+      tunnel.ports[i] = rule;
+    }
+  }
+
+  /** A relay flow that adds to the tunnel's daily and monthly bandwidth, rolling the periods over in UTC. */
+  bandwidthFlow(tunnel: StoredTunnel, onCount: () => void): Flow {
+    return {
+      bucket: undefined,
+      count: (n) => {
+        const b = tunnel.bandwidth;
+        const day = utcDay();
+        if (b.day !== day) {
+          b.day = day;
+          b.daily = 0;
+          if (b.month !== day.slice(0, 7)) {
+            b.month = day.slice(0, 7);
+            b.monthly = 0;
+          }
+        }
+        b.daily += n;
+        b.monthly += n;
+        onCount();
+      },
+    };
+  }
+}
