@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import { decodeSignal, encodeSignal, LineSplitter, type Signal, SignalDecodeError } from './signals.js';
 
@@ -28,10 +29,10 @@ export class ControlChannel {
   private ended = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     private readonly options: ControlChannelOptions,
   ) {
-    socket.setNoDelay(true);
+    if (socket instanceof Socket) socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(`control channel error: ${err.message}`));
     socket.on('close', () => this.fail('control channel closed'));

@@ -5,7 +5,7 @@ import type { BlockedProtocol } from '../config/params.js';
 import type { Endpoint } from '../config/url.js';
 import { formatEndpoint } from '../config/url.js';
 import type { Dialer } from '../tunnel/dialer.js';
-import type { ConnectionPool } from '../tunnel/pool.js';
+import type { ConnectionPool, PoolStream } from '../tunnel/pool.js';
 import { encodeProxyV1 } from '../tunnel/proxy-protocol.js';
 import { Relay } from '../tunnel/relay.js';
 import type { SessionSlots } from '../tunnel/session-slots.js';
@@ -26,7 +26,7 @@ export interface TunnelSideOptions {
 
 interface UdpSession {
   /** The pool connection carrying this source's datagrams, once one is acquired. */
-  pool: Socket | undefined;
+  pool: PoolStream | undefined;
   pending: Buffer[];
   idle: NodeJS.Timeout;
 }
@@ -92,7 +92,7 @@ export class Ingress {
   }
 
   /** An idle pool connection, waiting for the client to dial one if none is idle (NodePass waits too). */
-  private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: Socket } | undefined> {
+  private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: PoolStream } | undefined> {
     if (!this.open || this.control === undefined) {
       this.options.logger.warn(`${kind} from ${remote} refused: tunnel not ready`);
       return undefined;

@@ -1,4 +1,10 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/**
+ * A pool member: a TCP/TLS socket (type 0), a WebSocket (type 2) or an HTTP/2 stream (type 3), as a Duplex that
+ * half-closes. (The `socket` field names below predate the other transports; they hold any such stream.)
+ */
+export type PoolStream = Duplex;
 
 /** The egress asked for a pool connection id that did not arrive in time. */
 export class PoolTimeoutError extends Error {
@@ -6,7 +12,7 @@ export class PoolTimeoutError extends Error {
 }
 
 interface Waiter {
-  resolve(socket: Socket): void;
+  resolve(socket: PoolStream): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
 }
@@ -16,10 +22,10 @@ interface Waiter {
  * egress waits for the one its peer signalled. A connection that closes while idle leaves the pool.
  */
 export class ConnectionPool {
-  private readonly idle = new Map<string, Socket>();
+  private readonly idle = new Map<string, PoolStream>();
   private readonly waiters = new Map<string, Waiter>();
   /** Ingress requests waiting for any connection, oldest first. */
-  private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: Socket }): void }> = [];
+  private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: PoolStream }): void }> = [];
   /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
   served = 0;
   /** Called each time a connection is handed out, so the side that dials the pool can replace it at once. */
@@ -38,7 +44,7 @@ export class ConnectionPool {
     return this.idle.has(id);
   }
 
-  add(id: string, socket: Socket): void {
+  add(id: string, socket: PoolStream): void {
     const waiter = this.waiters.get(id);
     if (waiter !== undefined) {
       this.waiters.delete(id);
@@ -65,7 +71,7 @@ export class ConnectionPool {
   }
 
   /** Ingress: the oldest idle connection, removed from the pool. */
-  take(): { id: string; socket: Socket } | undefined {
+  take(): { id: string; socket: PoolStream } | undefined {
     for (const [id, socket] of this.idle) {
       this.idle.delete(id);
       if (socket.destroyed) continue;
@@ -76,11 +82,11 @@ export class ConnectionPool {
   }
 
   /** The most recently added idle connection, removed from the pool. */
-  takeNewest(): { id: string; socket: Socket } | undefined {
+  takeNewest(): { id: string; socket: PoolStream } | undefined {
     const ids = [...this.idle.keys()];
     for (let i = ids.length - 1; i >= 0; i--) {
       const id = ids[i] as string;
-      const socket = this.idle.get(id) as Socket;
+      const socket = this.idle.get(id) as PoolStream;
       this.idle.delete(id);
       if (!socket.destroyed) return { id, socket };
     }
@@ -88,7 +94,7 @@ export class ConnectionPool {
   }
 
   /** Ingress: an idle connection now, or the next one to arrive within `timeout` ms. */
-  acquire(timeout: number): Promise<{ id: string; socket: Socket }> {
+  acquire(timeout: number): Promise<{ id: string; socket: PoolStream }> {
     const now = this.take();
     if (now !== undefined) return Promise.resolve(now);
     return new Promise((resolveAny, reject) => {
@@ -107,7 +113,7 @@ export class ConnectionPool {
   }
 
   /** Egress: the connection with `id`, waiting up to `timeout` ms for it to arrive. */
-  get(id: string, timeout: number): Promise<Socket> {
+  get(id: string, timeout: number): Promise<PoolStream> {
     const socket = this.idle.get(id);
     if (socket !== undefined && !socket.destroyed) {
       this.idle.delete(id);
