@@ -33,9 +33,13 @@ export class ControlChannel {
     private readonly options: ControlChannelOptions,
   ) {
     if (socket instanceof Socket) socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(`control channel error: ${err.message}`));
-    socket.on('close', () => this.fail('control channel closed'));
+    // On a pool stream that is not a socket (an HTTP/2 stream), events arrive while Node is still inside nghttp2's
+    // receive; destroying other streams of the session right there (a teardown, a verify) makes Node 20 spin in
+    // Http2Session::SendPendingData until it runs out of memory. So react on the next turn of the event loop.
+    const react: (f: () => void) => void = socket instanceof Socket ? (f) => f() : (f) => setImmediate(f);
+    socket.on('data', (chunk: Buffer) => react(() => this.onData(chunk)));
+    socket.on('error', (err) => react(() => this.fail(`control channel error: ${err.message}`)));
+    socket.on('close', () => react(() => this.fail('control channel closed')));
     this.watchdog = setTimeout(
       () => this.fail(`control channel silent for ${3 * options.reportInterval}ms`),
       3 * options.reportInterval,

@@ -210,7 +210,8 @@ export class Ingress {
  */
 export class Egress {
   private readonly relays = new Set<Relay>();
-  private readonly udpSockets = new Set<UdpSocket>();
+  /** How to end each live UDP session (closing its target socket once, whichever side ends it first). */
+  private readonly udpSessions = new Set<() => void>();
 
   constructor(
     private readonly dialer: Dialer,
@@ -238,7 +239,7 @@ export class Egress {
 
   close(): void {
     for (const relay of this.relays) relay.destroy(new Error('tunnel closed'));
-    for (const s of this.udpSockets) s.close();
+    for (const end of [...this.udpSessions]) end();
   }
 
   private async tcp(id: string, remote: string): Promise<void> {
@@ -283,17 +284,17 @@ export class Egress {
       pool.destroy();
       throw err;
     }
-    this.udpSockets.add(target);
     let closed = false;
     const end = () => {
       if (closed) return;
       closed = true;
       clearTimeout(idle);
-      this.udpSockets.delete(target);
+      this.udpSessions.delete(end);
       target.close();
       pool.destroy();
       this.options.slots.release('udp');
     };
+    this.udpSessions.add(end);
     const idle = setTimeout(end, this.options.udpIdleTimeout);
     pool.on('data', (chunk: Buffer) => {
       traffic.udpDown.count(chunk.length);

@@ -254,11 +254,12 @@ export class TunnelServer {
   }
 
   private teardownSession(): void {
+    // The transport first: an HTTP/2 session goes down whole rather than stream by stream (see Http2ClientTransport).
+    this.transport?.close();
+    this.transport = undefined;
     this.control?.close();
     this.control = undefined;
     this.verifier = undefined;
-    this.transport?.close();
-    this.transport = undefined;
     this.pool.close('tunnel down');
     if (this.ingress) {
       this.ingress.open = false;

@@ -11,6 +11,19 @@ export class PoolTimeoutError extends Error {
   override readonly name = 'PoolTimeoutError';
 }
 
+/**
+ * The egress asked for a pool connection that did arrive but closed while idle (the peer closed it, e.g. after naming
+ * it in a `verify`). NodePass keeps such connections in its map until taken; we drop them from the pool at once so the
+ * ingress never picks a dead one, and remember the id so that a request for it fails fast with this error instead of
+ * waiting out the timeout.
+ */
+export class PoolMemberGoneError extends Error {
+  override readonly name = 'PoolMemberGoneError';
+}
+
+/** How many ids of members that closed while idle are remembered (oldest forgotten first). */
+const DEPARTED_MEMORY = 4096;
+
 interface Waiter {
   resolve(socket: PoolStream): void;
   reject(error: Error): void;
@@ -24,6 +37,8 @@ interface Waiter {
 export class ConnectionPool {
   private readonly idle = new Map<string, PoolStream>();
   private readonly waiters = new Map<string, Waiter>();
+  /** Ids of members that closed while idle, in the order they went. */
+  private readonly departed = new Set<string>();
   /** Ingress requests waiting for any connection, oldest first. */
   private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: PoolStream }): void }> = [];
   /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
@@ -64,7 +79,10 @@ export class ConnectionPool {
     if (previous !== undefined && previous !== socket) previous.destroy();
     this.idle.set(id, socket);
     const drop = () => {
-      if (this.idle.get(id) === socket) this.idle.delete(id);
+      if (this.idle.get(id) !== socket) return;
+      this.idle.delete(id);
+      this.departed.add(id);
+      if (this.departed.size > DEPARTED_MEMORY) this.departed.delete(this.departed.values().next().value as string);
     };
     socket.once('close', drop);
     socket.once('error', drop);
@@ -120,6 +138,9 @@ export class ConnectionPool {
       this.serve();
       return Promise.resolve(socket);
     }
+    if (this.departed.delete(id)) {
+      return Promise.reject(new PoolMemberGoneError(`pool connection ${id} closed before it was used`));
+    }
     if (this.waiters.has(id)) return Promise.reject(new Error(`pool connection ${id} is already awaited`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -134,6 +155,7 @@ export class ConnectionPool {
   flush(): void {
     for (const socket of this.idle.values()) socket.destroy();
     this.idle.clear();
+    this.departed.clear();
   }
 
   /** Flushes and fails every waiter. */

@@ -39,12 +39,17 @@ export class Http2ServerTransport implements PoolServerTransport {
   private readonly sessions = new Set<Http2Session>();
 
   constructor(private readonly options: ServerTransportOptions) {
-    this.server = createH2Server({ settings: { ...SETTINGS, maxConcurrentStreams: 0xffffffff >>> 1 } });
+    this.server = createH2Server({ settings: { ...SETTINGS, maxConcurrentStreams: 100_000 } });
     this.server.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', () => {});
-      session.on('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
+      // The connection window is raised as soon as the session can take it (at once when already connected).
+      try {
+        session.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        session.once('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
+      }
     });
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       void this.onStream(stream, headers);
@@ -127,6 +132,8 @@ export class Http2ServerTransport implements PoolServerTransport {
 export class Http2ClientTransport implements PoolClientTransport {
   readonly type = 3;
   private session: Promise<{ session: ClientHttp2Session; fingerprint: string | undefined }> | undefined;
+  /** The session being connected or connected, and its TLS socket, for closing them synchronously. */
+  private current: { session: ClientHttp2Session; socket: TLSSocket | undefined } | undefined;
   private closed = false;
 
   constructor(private readonly options: ClientTransportOptions) {}
@@ -168,12 +175,15 @@ export class Http2ClientTransport implements PoolClientTransport {
     }
   }
 
+  /**
+   * Destroys the session, and with it every member, now: the socket first, so that nothing more is written into a
+   * connection that is going away (one RST_STREAM per member otherwise).
+   */
   close(): void {
     this.closed = true;
-    void this.session?.then(
-      ({ session }) => session.destroy(),
-      () => {},
-    );
+    this.current?.socket?.destroy();
+    this.current?.session.destroy();
+    this.current = undefined;
     this.session = undefined;
   }
 
@@ -200,8 +210,11 @@ export class Http2ClientTransport implements PoolClientTransport {
         return socket;
       },
     });
+    const current = { session, socket };
+    this.current = current;
     const forget = () => {
       if (this.session === opened) this.session = undefined;
+      if (this.current === current) this.current = undefined;
     };
     const opened = new Promise<{ session: ClientHttp2Session; fingerprint: string | undefined }>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -219,8 +232,10 @@ export class Http2ClientTransport implements PoolClientTransport {
       });
     });
     session.on('error', () => {});
-    session.on('close', forget);
     session.on('goaway', forget);
+    // The socket gone (the server died, the network failed): destroy the whole session at once, see close().
+    session.on('close', forget);
+    socket?.once('close', () => setImmediate(() => session.destroy()));
     const pinger = setInterval(() => {
       const timeout = setTimeout(() => session.destroy(new Error('HTTP/2 PING unanswered')), 2 * keepAlive);
       const sent = session.ping((err) => {
