@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { createSecureContext } from 'node:tls';
 import { Logger } from '../../src/common/logger.js';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
-import { ConnectionPool, PoolTimeoutError } from '../../src/tunnel/pool.js';
+import { ConnectionPool, PoolMemberGoneError, PoolTimeoutError } from '../../src/tunnel/pool.js';
 import { CONTROL_ID, PoolAcceptor } from '../../src/tunnel/pool-acceptor.js';
 import { PoolDialer } from '../../src/tunnel/pool-dialer.js';
 import {
@@ -53,6 +53,19 @@ describe('ConnectionPool', () => {
     assert.equal(await waiting, a);
     await assert.rejects(pool.get('deadbeef', 100), PoolTimeoutError);
     a.destroy();
+  });
+
+  test('a member that closed while idle is reported gone at once when asked for, not after the timeout', async () => {
+    const pool = new ConnectionPool();
+    const [a] = await socketPair();
+    pool.add('0000000a', a);
+    a.destroy();
+    await once(a, 'close');
+    const started = Date.now();
+    await assert.rejects(pool.get('0000000a', 5000), PoolMemberGoneError);
+    assert.ok(Date.now() - started < 100);
+    // Reported once: a second request for the id waits (and here times out) like any unknown id.
+    await assert.rejects(pool.get('0000000a', 50), PoolTimeoutError);
   });
 
   test('an idle connection that closes leaves the pool; flush closes the rest', async () => {

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { readExactly } from '../read-exactly.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
-import { acceptTls, clientTlsOptions, peerFingerprint } from './tls.js';
+import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
 
 /**
@@ -57,24 +57,13 @@ export class Http2ServerTransport implements PoolServerTransport {
   }
 
   accept(raw: Socket): void {
-    const { acceptor, keepAlive, handshakeTimeout, logger } = this.options;
-    raw.on('error', () => {});
-    if (!acceptor.allows(raw.remoteAddress)) {
-      raw.destroy();
-      return;
-    }
-    raw.setKeepAlive(true, keepAlive);
-    raw.setNoDelay(true);
-    const secureContext = this.options.secureContext();
-    if (secureContext === undefined) {
-      // Cannot happen: the server forces tls=1 for type 3. Refuse rather than speak cleartext HTTP/2.
-      raw.destroy();
-      return;
-    }
-    void acceptTls(raw, secureContext, ['h2'], handshakeTimeout, logger).then((secure) => {
+    const rules = { checkAddress: true, checkFull: false, alpn: ['h2'], requireTls: true };
+    void openMemberConnection(raw, this.options, rules).then((secure) => {
       if (secure === undefined) return;
-      if (secure.alpnProtocol !== 'h2') {
-        logger.debug(`Pool connection without ALPN h2 (${secure.alpnProtocol || 'none'}) refused`);
+      if ((secure as TLSSocket).alpnProtocol !== 'h2') {
+        this.options.logger.debug(
+          `Pool connection without ALPN h2 (${(secure as TLSSocket).alpnProtocol || 'none'}) refused`,
+        );
         secure.destroy();
         return;
       }

@@ -3,7 +3,7 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { PoolStream } from '../pool.js';
 import { readExactly } from '../read-exactly.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
-import { acceptTls, clientTlsOptions, peerFingerprint } from './tls.js';
+import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
 
 /**
@@ -16,21 +16,8 @@ export class TcpServerTransport implements PoolServerTransport {
   constructor(private readonly options: ServerTransportOptions) {}
 
   accept(raw: Socket): void {
-    const { acceptor, keepAlive, handshakeTimeout, logger } = this.options;
-    raw.on('error', () => {});
-    if (!acceptor.allows(raw.remoteAddress) || acceptor.full) {
-      raw.destroy();
-      return;
-    }
-    raw.setKeepAlive(true, keepAlive);
-    raw.setNoDelay(true);
-    const secureContext = this.options.secureContext();
-    if (secureContext === undefined) {
-      this.admit(raw);
-      return;
-    }
-    void acceptTls(raw, secureContext, undefined, handshakeTimeout, logger).then((secure) => {
-      if (secure) this.admit(secure);
+    void openMemberConnection(raw, this.options, { checkAddress: true, checkFull: true }).then((socket) => {
+      if (socket) this.admit(socket);
     });
   }
 

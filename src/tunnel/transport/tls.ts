@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { type ConnectionOptions, type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../../common/logger.js';
+import type { ServerTransportOptions } from './options.js';
 
 /**
  * Server side: runs the TLS handshake on a raw tunnel-port connection with the current certificate and `alpn`
@@ -56,4 +57,42 @@ export function clientTlsOptions(tls: 1 | 2, servername: string | undefined, alp
 export function peerFingerprint(socket: TLSSocket): string | undefined {
   const cert = socket.getPeerX509Certificate();
   return cert ? `sha256:${cert.fingerprint256}` : undefined;
+}
+
+export interface MemberConnectionRules {
+  /** Refuse connections from other addresses than the handshake's (types 0 and 3; not WebSocket). */
+  checkAddress: boolean;
+  /** Refuse at once when the pool is full (type 0, which has no other way to say so). */
+  checkFull: boolean;
+  /** ALPN protocols offered in the TLS handshake. */
+  alpn?: string[];
+  /** Refuse rather than speak cleartext (HTTP/2, which the server always runs over TLS). */
+  requireTls?: boolean;
+}
+
+/**
+ * The first steps of every server transport with a raw connection on the tunnel port: admission checks, keep-alive,
+ * no-delay, and the TLS handshake when TLS is on. Resolves with the socket to speak on, or undefined when the
+ * connection was refused (and destroyed).
+ */
+export async function openMemberConnection(
+  raw: Socket,
+  options: ServerTransportOptions,
+  rules: MemberConnectionRules,
+): Promise<Socket | undefined> {
+  const { acceptor, keepAlive, handshakeTimeout, logger } = options;
+  raw.on('error', () => {});
+  if ((rules.checkAddress && !acceptor.allows(raw.remoteAddress)) || (rules.checkFull && acceptor.full)) {
+    raw.destroy();
+    return undefined;
+  }
+  raw.setKeepAlive(true, keepAlive);
+  raw.setNoDelay(true);
+  const secureContext = options.secureContext();
+  if (secureContext === undefined) {
+    if (!rules.requireTls) return raw;
+    raw.destroy();
+    return undefined;
+  }
+  return acceptTls(raw, secureContext, rules.alpn, handshakeTimeout, logger);
 }

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import { readExactly } from '../read-exactly.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
-import { acceptTls, clientTlsOptions, peerFingerprint } from './tls.js';
+import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
 import { MAX_PAYLOAD, WebSocketStream } from './websocket-stream.js';
 
@@ -45,18 +45,12 @@ export class WebSocketServerTransport implements PoolServerTransport {
   }
 
   accept(raw: Socket): void {
-    const { keepAlive, handshakeTimeout, logger } = this.options;
-    raw.on('error', () => {});
-    raw.setKeepAlive(true, keepAlive);
-    raw.setNoDelay(true);
-    const secureContext = this.options.secureContext();
-    if (secureContext === undefined) {
-      this.http.emit('connection', raw);
-      return;
-    }
-    void acceptTls(raw, secureContext, ['http/1.1'], handshakeTimeout, logger).then((secure) => {
-      if (secure) this.http.emit('connection', secure);
-    });
+    // A full pool is answered in HTTP (503) once the upgrade request is in.
+    void openMemberConnection(raw, this.options, { checkAddress: false, checkFull: false, alpn: ['http/1.1'] }).then(
+      (socket) => {
+        if (socket) this.http.emit('connection', socket);
+      },
+    );
   }
 
   close(): void {
