@@ -7,7 +7,7 @@
 // Settings come from the environment run.sh exports (BENCH_*).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { writeSection } from './sections.mjs';
 
 const [resultsPath, outputPath] = process.argv.slice(2);
@@ -238,7 +238,11 @@ interleaved within each repeat. Ratios are porthole's figure divided by the othe
 
 - Date: ${date}
 - Command: \`npm run bench\`
-- Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}
+- Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()};
+  load average when the report was written ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ')} (1/5/15 min; above the CPU count, other work shared the machine and absolute figures are low — compare
+  the ratios, measured in the same run)
 - Node ${process.version}; ${tool('iperf3', ['--version'])}; ${tool('socat', ['-V']) === 'unknown' ? 'socat unknown' : tool('sh', ['-c', 'socat -V | grep -m1 "socat version"'])}
 - porthole revision: ${gitRevision()}
 
