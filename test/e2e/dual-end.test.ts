@@ -45,6 +45,7 @@ const ALL_TRANSPORTS: Array<{ type: PoolType; name: string; bulk: number; conns:
   { type: 2, name: 'WebSocket', bulk: 8 * 1024 * 1024, conns: 150 },
   { type: 3, name: 'HTTP/2', bulk: 8 * 1024 * 1024, conns: 150 },
 ];
+// PORTHOLE_TEST_TYPES=2,3 runs the transport-parameterized tests for those pool types only (while working on one).
 const TRANSPORTS = process.env.PORTHOLE_TEST_TYPES
   ? ALL_TRANSPORTS.filter((t) => process.env.PORTHOLE_TEST_TYPES?.split(',').includes(String(t.type)))
   : ALL_TRANSPORTS;

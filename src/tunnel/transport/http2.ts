@@ -25,6 +25,12 @@ import type { DialedMember, PoolClientTransport, PoolServerTransport } from './t
 export const STREAM_WINDOW = 4 * 1024 * 1024;
 export const SESSION_WINDOW = 64 * 1024 * 1024;
 const SETTINGS = { initialWindowSize: STREAM_WINDOW, enablePush: false, maxFrameSize: 64 * 1024 };
+/**
+ * Node's default cap on what one session may hold in memory (10 MB) is below what a few busy members may legitimately
+ * hold with these windows; past the cap Node refuses new streams (ENHANCE_YOUR_CALM). The connection window (64 MiB)
+ * already bounds what a peer can make us buffer, so the cap (in MB) only needs to sit above it.
+ */
+const MAX_SESSION_MEMORY = 256;
 const MEMBER_PATH = '/stream';
 
 /**
@@ -39,7 +45,10 @@ export class Http2ServerTransport implements PoolServerTransport {
   private readonly sessions = new Set<Http2Session>();
 
   constructor(private readonly options: ServerTransportOptions) {
-    this.server = createH2Server({ settings: { ...SETTINGS, maxConcurrentStreams: 100_000 } });
+    this.server = createH2Server({
+      settings: { ...SETTINGS, maxConcurrentStreams: 100_000 },
+      maxSessionMemory: MAX_SESSION_MEMORY,
+    });
     this.server.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
@@ -192,6 +201,7 @@ export class Http2ClientTransport implements PoolClientTransport {
     let socket: TLSSocket | undefined;
     const session = h2connect(`https://${host.includes(':') ? `[${host}]` : host}:${port}`, {
       settings: SETTINGS,
+      maxSessionMemory: MAX_SESSION_MEMORY,
       createConnection: () => {
         socket = tlsConnect({ host, port, ...clientTlsOptions(tls === 2 ? 2 : 1, servername, ['h2']) });
         socket.setNoDelay(true);
