@@ -7,7 +7,7 @@
 // Settings come from the environment run.sh exports (BENCH_*).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { writeSection } from './sections.mjs';
 
 const [resultsPath, outputPath] = process.argv.slice(2);
@@ -151,6 +151,53 @@ const verdict = Number.isFinite(targetRatio)
     : `**not met**: porthole/socat = ${targetRatio.toFixed(2)}× (${fmt(t.porthole, 'Gbit/s')} vs ${fmt(t.socat, 'Gbit/s')} Gbit/s), needs ≥ ${TARGET_RATIO}×`
   : '**unknown**: a run failed, see the samples below';
 
+// --- pool transports -------------------------------------------------------------------------------------------
+// The same dual-end tunnel (server mode 2, client mode 2) over the WebSocket (ws, type=2, tls=0) and HTTP/2 (h2,
+// type=3, TLS) pools, measured in the dual-end loop beside type 0 (dual0, plain TCP pool) and dual1 (TLS TCP pool).
+const TRANSPORT_PATHS = ['ws', 'h2'].filter((p) => (samples.dtput1?.[p] ?? []).length > 0);
+const TRANSPORT_NAMES = { ws: 'WebSocket (type=2, tls=0)', h2: 'HTTP/2 (type=3, TLS)' };
+for (const m of DUAL_METRICS) {
+  for (const p of TRANSPORT_PATHS) medians[m.key][p] ??= median(samples[m.key]?.[p] ?? []);
+}
+for (const p of TRANSPORT_PATHS)
+  failedConns[p] ??= (samples.conns_failed?.[p] ?? []).reduce((a, v) => a + (Number.isFinite(v) ? v : 0), 0);
+const TRANSPORT_TARGET = 0.6;
+const transportRows = DUAL_METRICS.map((m) => {
+  const d = medians[m.key];
+  const cells = ['dual0', 'dual1', ...TRANSPORT_PATHS].map((p) => cell(m, p)).join(' | ');
+  const ratios = TRANSPORT_PATHS.map((p) => ratio(d[p], d.dual0)).join(' | ');
+  return `| ${m.label} | ${m.unit} | ${cells} | ${ratios} | ${m.better} |`;
+});
+const transportTable = [
+  `| measurement | unit | type 0, tls=0 | type 0, tls=1 | ${TRANSPORT_PATHS.map((p) => TRANSPORT_NAMES[p]).join(' | ')} | ${TRANSPORT_PATHS.map((p) => `${p}/type 0`).join(' | ')} | better |`,
+  `|---|---|--:|--:|${TRANSPORT_PATHS.map(() => '--:|').join('')}${TRANSPORT_PATHS.map(() => '--:|').join('')}---|`,
+  ...transportRows,
+].join('\n');
+const transportVerdicts = TRANSPORT_PATHS.map((p) => {
+  const r = medians.dtput1[p] / medians.dtput1.dual0;
+  if (!Number.isFinite(r)) return `${TRANSPORT_NAMES[p]}: **unknown** (a run failed)`;
+  const figures = `${fmt(medians.dtput1[p], 'Gbit/s')} vs ${fmt(medians.dtput1.dual0, 'Gbit/s')} Gbit/s`;
+  const vsTls = medians.dtput1[p] / medians.dtput1.dual1;
+  const tlsNote = Number.isFinite(vsTls) ? `; ${(100 * vsTls).toFixed(0)} % of type 0 with tls=1` : '';
+  return `${TRANSPORT_NAMES[p]}: ${r >= TRANSPORT_TARGET ? '**met**' : '**not met**'}, ${(100 * r).toFixed(0)} % of type 0 with tls=0 (${figures})${tlsNote}`;
+});
+const transportSection =
+  TRANSPORT_PATHS.length === 0
+    ? ''
+    : `### Pool transports (WebSocket, HTTP/2)
+
+Same run, same targets: the dual-end tunnel above (server mode 2 + client mode 2, \`min\` default) with the pool carried
+by WebSocket (\`type=2&tls=0\`, ws://) and by HTTP/2 (\`type=3\`, which NodePass and porthole run over TLS even with
+tls=0: one TLS connection, a \`POST /stream\` per pool member), beside the TCP pool (type 0) with tls=0 and tls=1.
+Measured in the dual-end loop, interleaved with the paths above. QUIC (type=1) is not measured: this build refuses
+it at start (see docs/protocol.md §8). Ratios are the transport's figure divided by type 0 with tls=0.
+
+${transportTable}
+
+Target from the issue — "WebSocket and HTTP/2 each reach ≥ 60 % of the type=0 single-stream throughput":
+${transportVerdicts.map((v) => `- ${v}`).join('\n')}
+`;
+
 const sampleLine = (m, paths) => {
   const parts = paths.map((p) => {
     const values = (samples[m.key]?.[p] ?? []).map((v) => fmt(v, m.unit)).join(' / ') || '–';
@@ -161,7 +208,10 @@ const sampleLine = (m, paths) => {
 };
 const sampleLines = METRICS.map((m) => sampleLine(m, PATHS));
 const dualSampleLines = DUAL_METRICS.map((m) =>
-  sampleLine(m, m.key.startsWith('dtput') ? DUAL_PATHS : DUAL_PATHS.filter((p) => p !== 'direct')),
+  sampleLine(m, [
+    ...(m.key.startsWith('dtput') ? DUAL_PATHS : DUAL_PATHS.filter((p) => p !== 'direct')),
+    ...TRANSPORT_PATHS,
+  ]),
 );
 
 const cpu = cpus();
@@ -188,7 +238,11 @@ interleaved within each repeat. Ratios are porthole's figure divided by the othe
 
 - Date: ${date}
 - Command: \`npm run bench\`
-- Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}
+- Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()};
+  load average when the report was written ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ')} (1/5/15 min; above the CPU count, other work shared the machine and absolute figures are low — compare
+  the ratios, measured in the same run)
 - Node ${process.version}; ${tool('iperf3', ['--version'])}; ${tool('socat', ['-V']) === 'unknown' ? 'socat unknown' : tool('sh', ['-c', 'socat -V | grep -m1 "socat version"'])}
 - porthole revision: ${gitRevision()}
 
@@ -220,6 +274,7 @@ ${dualTable}
 Target from the issue — "single-stream throughput with tls=0 at least 1.6x that of a chain of two plain socat relays,
 measured in the same run": ${dualVerdict}.
 
+${transportSection}
 Samples (each run, in order):
 
 ${sampleLines.join('\n')}
@@ -232,5 +287,8 @@ ${dualSampleLines.join('\n')}
 writeSection(outputPath, 'tunnels', md);
 process.stdout.write(
   `\n${table}\n\nTarget (porthole ≥ ${TARGET_RATIO}× socat, 1 stream): ${verdict.replaceAll('**', '')}\n` +
-    `\n${dualTable}\n\nTarget (dual tls=0 ≥ ${DUAL_TARGET_RATIO}× socat chain, 1 stream): ${dualVerdict.replaceAll('**', '')}\n`,
+    `\n${dualTable}\n\nTarget (dual tls=0 ≥ ${DUAL_TARGET_RATIO}× socat chain, 1 stream): ${dualVerdict.replaceAll('**', '')}\n` +
+    (TRANSPORT_PATHS.length > 0
+      ? `\n${transportTable}\n\nTarget (≥ ${100 * TRANSPORT_TARGET} % of type 0, 1 stream):\n${transportVerdicts.join('\n').replaceAll('**', '')}\n`
+      : ''),
 );

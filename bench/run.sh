@@ -6,9 +6,12 @@
 # Writes BENCHMARKS.md. Run as `npm run bench` (which builds dist/ first).
 #
 # Everything stays on 127.0.0.1; every process started here is stopped by pid on exit; every step has a time limit.
+# The same dual-end tunnel is also measured over the other pool transports: WebSocket (type=2, tls=0) and HTTP/2
+# (type=3, which runs over TLS), beside type=0 in the same run.
 # Tunables (environment): BENCH_DURATION (iperf3 seconds, 4), BENCH_DUAL_DURATION (iperf3 seconds for the dual-end
 # part, 3), BENCH_REPEATS (3), BENCH_CONNS (2000), BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000),
-# BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100).
+# BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100), BENCH_TRANSPORTS (pool types measured beside type 0: "2 3"; "" for
+# none). A short run: BENCH_REPEATS=1 BENCH_DURATION=2 BENCH_DUAL_DURATION=2 BENCH_CONNS=500 BENCH_RTT_ROUNDS=2000.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,6 +24,7 @@ export BENCH_CONNS=${BENCH_CONNS:-2000}
 export BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-50}
 export BENCH_RTT_ROUNDS=${BENCH_RTT_ROUNDS:-10000}
 export BENCH_RTT_SIZE=${BENCH_RTT_SIZE:-64}
+export BENCH_TRANSPORTS=${BENCH_TRANSPORTS-2 3}
 export BENCH_NPROC=$(nproc)
 BASE_PORT=${BENCH_BASE_PORT:-25100}
 
@@ -84,9 +88,9 @@ start() {
 
 # --- servers and relays ------------------------------------------------------------------------------------------
 # 9 ports for the single-end part, 6 for the socat chain (A and B per target), 12 for the dual-end tunnels (tunnel
-# port and client listen port, per target, per tls value).
-read -r -a FREE < <(node bench/free-ports.mjs 27 "$BASE_PORT")
-[ "${#FREE[@]}" -eq 27 ] || { echo "bench: could not find free ports" >&2; exit 1; }
+# port and client listen port, per target, per tls value), 12 for the WebSocket and HTTP/2 tunnels (same, per type).
+read -r -a FREE < <(node bench/free-ports.mjs 39 "$BASE_PORT")
+[ "${#FREE[@]}" -eq 39 ] || { echo "bench: could not find free ports" >&2; exit 1; }
 P_IPERF=${FREE[0]} P_ONCE=${FREE[1]} P_STREAM=${FREE[2]}
 declare -A PORT=(
   [direct/iperf]=${FREE[0]} [direct/once]=${FREE[1]} [direct/stream]=${FREE[2]}
@@ -98,9 +102,23 @@ declare -A PORT=(
   [tunnel0/iperf]=${FREE[18]} [tunnel0/once]=${FREE[19]} [tunnel0/stream]=${FREE[20]}
   [dual1/iperf]=${FREE[21]} [dual1/once]=${FREE[22]} [dual1/stream]=${FREE[23]}
   [tunnel1/iperf]=${FREE[24]} [tunnel1/once]=${FREE[25]} [tunnel1/stream]=${FREE[26]}
+  [ws/iperf]=${FREE[27]} [ws/once]=${FREE[28]} [ws/stream]=${FREE[29]}
+  [tunnelws/iperf]=${FREE[30]} [tunnelws/once]=${FREE[31]} [tunnelws/stream]=${FREE[32]}
+  [h2/iperf]=${FREE[33]} [h2/once]=${FREE[34]} [h2/stream]=${FREE[35]}
+  [tunnelh2/iperf]=${FREE[36]} [tunnelh2/once]=${FREE[37]} [tunnelh2/stream]=${FREE[38]}
 )
+# Pool transports measured beside type 0: path name -> pool type (tls=0 for both; HTTP/2 runs over TLS regardless).
+declare -A TRANSPORT_TYPE=([ws]=2 [h2]=3)
+TRANSPORT_PATHS=()
+for t in $BENCH_TRANSPORTS; do
+  case $t in
+    2) TRANSPORT_PATHS+=(ws) ;;
+    3) TRANSPORT_PATHS+=(h2) ;;
+    *) echo "bench: BENCH_TRANSPORTS takes 2 and/or 3 (type 1, QUIC, is not supported), got $t" >&2; exit 2 ;;
+  esac
+done
 
-log "nproc $BENCH_NPROC, node $(node --version), ports ${FREE[0]}..${FREE[26]}, work dir $WORK"
+log "nproc $BENCH_NPROC, node $(node --version), ports ${FREE[0]}..${FREE[38]}, work dir $WORK"
 start iperf3-server "$P_IPERF" iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
 start echo-server "$P_ONCE" node bench/echo-server.mjs "$P_ONCE" "$P_STREAM"
 listening "$P_STREAM" || sleep 0.5
@@ -126,6 +144,16 @@ for tls in 0 1; do
     start "dual$tls-$kind-server" "$tp" \
       node dist/cli/main.js "server://benchkey@127.0.0.1:$tp/127.0.0.1:${PORT[direct/$kind]}?mode=2&tls=$tls&log=warn"
     start "dual$tls-$kind-client" "$lp" \
+      node dist/cli/main.js "client://benchkey@127.0.0.1:$tp/127.0.0.1:$lp?mode=2&log=warn"
+  done
+done
+
+for path in "${TRANSPORT_PATHS[@]}"; do
+  for kind in iperf once stream; do
+    tp=${PORT[tunnel$path/$kind]} lp=${PORT[$path/$kind]}
+    start "$path-$kind-server" "$tp" \
+      node dist/cli/main.js "server://benchkey@127.0.0.1:$tp/127.0.0.1:${PORT[direct/$kind]}?mode=2&tls=0&type=${TRANSPORT_TYPE[$path]}&log=warn"
+    start "$path-$kind-client" "$lp" \
       node dist/cli/main.js "client://benchkey@127.0.0.1:$tp/127.0.0.1:$lp?mode=2&log=warn"
   done
 done
@@ -159,6 +187,9 @@ ready() {
 T_READY=$SECONDS
 for tls in 0 1; do
   for kind in iperf once stream; do ready "dual$tls-$kind" "${PORT[dual$tls/$kind]}" "$kind"; done
+done
+for path in "${TRANSPORT_PATHS[@]}"; do
+  for kind in iperf once stream; do ready "$path-$kind" "${PORT[$path/$kind]}" "$kind"; done
 done
 log "dual-end tunnels ready in $((SECONDS - T_READY))s"
 
@@ -214,7 +245,7 @@ rtt() {
 # connection rate and latency are the single-end part's direct figures, same settings and repeat), the socat chain,
 # and the dual-end tunnel with tls=0 and tls=1.
 PATHS=(direct socat porthole)
-DUAL_PATHS=(chain dual0 dual1)
+DUAL_PATHS=(chain dual0 dual1 "${TRANSPORT_PATHS[@]}")
 SECONDS=0
 for rep in $(seq "$BENCH_REPEATS"); do
   log "repeat $rep/$BENCH_REPEATS: single-end"
@@ -248,6 +279,9 @@ for kind in iperf once stream; do
   show_log "porthole-$kind"
   for tls in 0 1; do
     for end in server client; do show_log "dual$tls-$kind-$end" "${LOG_SKIP[dual$tls-$kind-$end]}"; done
+  done
+  for path in "${TRANSPORT_PATHS[@]}"; do
+    for end in server client; do show_log "$path-$kind-$end" "${LOG_SKIP[$path-$kind-$end]}"; done
   done
 done
 

@@ -45,8 +45,8 @@ interface Identity {
  * kept ready for port mappings.
  */
 export class HubSession {
-  private readonly inbound = new ConnectionPool();
-  private readonly outbound = new ConnectionPool();
+  private readonly inbound = new ConnectionPool<Socket>();
+  private readonly outbound = new ConnectionPool<Socket>();
   private dialingInbound = 0;
   private dialingOutbound = 0;
   private readonly pending = new Map<

@@ -30,7 +30,7 @@ export interface SessionOptions {
 export class Session {
   readonly id = randomHex(8);
   readonly dataToken = randomHex(16);
-  readonly pool = new ConnectionPool();
+  readonly pool = new ConnectionPool<Socket>();
   readonly startedAt = Date.now();
   /** Last keepalive round trip, ms. */
   rtt = -1;

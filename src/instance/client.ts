@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
 import { formatEndpoint, type TunnelUrl } from '../config/url.js';
@@ -8,6 +8,7 @@ import { ConnectionPool } from '../tunnel/pool.js';
 import { PoolDialer } from '../tunnel/pool-dialer.js';
 import type { SessionSlots } from '../tunnel/session-slots.js';
 import type { InstanceTraffic } from '../tunnel/traffic.js';
+import { createClientTransport, type PoolClientTransport, type PoolType } from '../tunnel/transport/index.js';
 import { ControlChannel } from './control-channel.js';
 import { createDataPlane } from './data-plane.js';
 import { Egress, Ingress } from './dual-end.js';
@@ -33,6 +34,7 @@ export class TunnelClient {
   private readonly pool = new ConnectionPool();
   private readonly reporter: StatsReporter;
   private poolDialer: PoolDialer | undefined;
+  private transport: PoolClientTransport | undefined;
   private control: ControlChannel | undefined;
   private verifier: CertificateVerifier | undefined;
   private ingress: Ingress | undefined;
@@ -75,26 +77,35 @@ export class TunnelClient {
     if (this.stopped) return;
     try {
       const reply = await this.handshake();
-      if (reply.type !== '0') throw new Error(`server uses pool type ${reply.type}; this build supports type 0 only`);
+      const { tunnel, params } = this.url;
+      // The server's type decides; one this build cannot carry fails here with the reason (and is retried).
+      this.transport = createClientTransport(Number(reply.type) as PoolType, {
+        host: tunnel.host === '' ? '127.0.0.1' : tunnel.host,
+        port: tunnel.port,
+        tls: Number(reply.tls) as 0 | 1 | 2,
+        servername: params.sni === 'none' ? undefined : params.sni,
+        authority: params.sni,
+        dialTimeout: this.settings.tcpDialTimeout,
+        keepAlive: this.settings.reportInterval,
+        logger: this.logger,
+      });
       this.reply = reply;
       await this.setUpSides(reply);
       this.poolDialer = new PoolDialer({
         pool: this.pool,
-        host: this.url.tunnel.host === '' ? '127.0.0.1' : this.url.tunnel.host,
-        port: this.url.tunnel.port,
-        tls: Number(reply.tls) as 0 | 1 | 2,
-        servername: this.url.params.sni === 'none' ? undefined : this.url.params.sni,
+        transport: this.transport,
         min: Math.min(this.url.params.min, reply.max),
         max: reply.max,
         minInterval: this.settings.minPoolInterval,
         maxInterval: this.settings.maxPoolInterval,
-        dialTimeout: this.settings.tcpDialTimeout,
         onControl: (socket) => this.onControl(socket),
         onCertificate: (fp, id) => this.fingerprints.set(id, fp),
         logger: this.logger,
       });
       await this.poolDialer.start();
-      this.logger.info(`Connected to ${formatEndpoint(this.url.tunnel)} (flow ${reply.flow}, tls ${reply.tls})`);
+      this.logger.info(
+        `Connected to ${formatEndpoint(this.url.tunnel)} (flow ${reply.flow}, tls ${reply.tls}, type ${reply.type})`,
+      );
     } catch (err) {
       this.retry((err as Error).message);
     }
@@ -176,7 +187,7 @@ export class TunnelClient {
     }
   }
 
-  private onControl(socket: Socket): void {
+  private onControl(socket: Duplex): void {
     this.control = new ControlChannel(socket, {
       key: this.url.key,
       reportInterval: this.settings.reportInterval,
@@ -213,6 +224,8 @@ export class TunnelClient {
   private teardown(): void {
     this.poolDialer?.stop();
     this.poolDialer = undefined;
+    this.transport?.close();
+    this.transport = undefined;
     this.control?.close();
     this.control = undefined;
     this.verifier = undefined;

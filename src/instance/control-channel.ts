@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import { decodeSignal, encodeSignal, LineSplitter, type Signal, SignalDecodeError } from './signals.js';
 
@@ -28,13 +29,17 @@ export class ControlChannel {
   private ended = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     private readonly options: ControlChannelOptions,
   ) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(`control channel error: ${err.message}`));
-    socket.on('close', () => this.fail('control channel closed'));
+    if (socket instanceof Socket) socket.setNoDelay(true);
+    // On a pool stream that is not a socket (an HTTP/2 stream), events arrive while Node is still inside nghttp2's
+    // receive; destroying other streams of the session right there (a teardown, a verify) makes Node 20 spin in
+    // Http2Session::SendPendingData until it runs out of memory. So react on the next turn of the event loop.
+    const react: (f: () => void) => void = socket instanceof Socket ? (f) => f() : (f) => setImmediate(f);
+    socket.on('data', (chunk: Buffer) => react(() => this.onData(chunk)));
+    socket.on('error', (err) => react(() => this.fail(`control channel error: ${err.message}`)));
+    socket.on('close', () => react(() => this.fail('control channel closed')));
     this.watchdog = setTimeout(
       () => this.fail(`control channel silent for ${3 * options.reportInterval}ms`),
       3 * options.reportInterval,

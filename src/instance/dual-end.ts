@@ -5,7 +5,7 @@ import type { BlockedProtocol } from '../config/params.js';
 import type { Endpoint } from '../config/url.js';
 import { formatEndpoint } from '../config/url.js';
 import type { Dialer } from '../tunnel/dialer.js';
-import type { ConnectionPool } from '../tunnel/pool.js';
+import type { ConnectionPool, PoolStream } from '../tunnel/pool.js';
 import { encodeProxyV1 } from '../tunnel/proxy-protocol.js';
 import { Relay } from '../tunnel/relay.js';
 import type { SessionSlots } from '../tunnel/session-slots.js';
@@ -26,7 +26,7 @@ export interface TunnelSideOptions {
 
 interface UdpSession {
   /** The pool connection carrying this source's datagrams, once one is acquired. */
-  pool: Socket | undefined;
+  pool: PoolStream | undefined;
   pending: Buffer[];
   idle: NodeJS.Timeout;
 }
@@ -92,7 +92,7 @@ export class Ingress {
   }
 
   /** An idle pool connection, waiting for the client to dial one if none is idle (NodePass waits too). */
-  private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: Socket } | undefined> {
+  private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: PoolStream } | undefined> {
     if (!this.open || this.control === undefined) {
       this.options.logger.warn(`${kind} from ${remote} refused: tunnel not ready`);
       return undefined;
@@ -210,7 +210,8 @@ export class Ingress {
  */
 export class Egress {
   private readonly relays = new Set<Relay>();
-  private readonly udpSockets = new Set<UdpSocket>();
+  /** How to end each live UDP session (closing its target socket once, whichever side ends it first). */
+  private readonly udpSessions = new Set<() => void>();
 
   constructor(
     private readonly dialer: Dialer,
@@ -238,7 +239,7 @@ export class Egress {
 
   close(): void {
     for (const relay of this.relays) relay.destroy(new Error('tunnel closed'));
-    for (const s of this.udpSockets) s.close();
+    for (const end of [...this.udpSessions]) end();
   }
 
   private async tcp(id: string, remote: string): Promise<void> {
@@ -283,17 +284,17 @@ export class Egress {
       pool.destroy();
       throw err;
     }
-    this.udpSockets.add(target);
     let closed = false;
     const end = () => {
       if (closed) return;
       closed = true;
       clearTimeout(idle);
-      this.udpSockets.delete(target);
+      this.udpSessions.delete(end);
       target.close();
       pool.destroy();
       this.options.slots.release('udp');
     };
+    this.udpSessions.add(end);
     const idle = setTimeout(end, this.options.udpIdleTimeout);
     pool.on('data', (chunk: Buffer) => {
       traffic.udpDown.count(chunk.length);

@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { RuntimeSettings } from '../config/env.js';
@@ -10,6 +11,13 @@ import { PoolAcceptor } from '../tunnel/pool-acceptor.js';
 import type { SessionSlots } from '../tunnel/session-slots.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
 import type { InstanceTraffic } from '../tunnel/traffic.js';
+import {
+  assertTransportAvailable,
+  createServerTransport,
+  POOL_TYPE_NAMES,
+  type PoolServerTransport,
+  requiresTls,
+} from '../tunnel/transport/index.js';
 import { ControlChannel } from './control-channel.js';
 import { createDataPlane } from './data-plane.js';
 import { Egress, Ingress } from './dual-end.js';
@@ -38,7 +46,7 @@ export class TunnelServer {
   private ingress: Ingress | undefined;
   private egress: Egress | undefined;
   private readonly pool = new ConnectionPool();
-  private acceptor: PoolAcceptor | undefined;
+  private transport: PoolServerTransport | undefined;
   private control: ControlChannel | undefined;
   private verifier: CertificateVerifier | undefined;
   private certificate: ListenerCertificate | undefined;
@@ -64,6 +72,8 @@ export class TunnelServer {
 
   async start(): Promise<void> {
     const { params, targets } = this.url;
+    // A pool type this build cannot carry stops the instance here, before it listens, with the reason.
+    assertTransportAvailable(params.type);
     const sides = {
       pool: this.pool,
       traffic: this.traffic,
@@ -98,15 +108,11 @@ export class TunnelServer {
       });
       this.dialer.start();
     }
-    if (params.tls !== 0) {
+    // NodePass runs QUIC and HTTP/2 pools over TLS whatever `tls` says: tls=0 becomes 1 (and the client is told so).
+    const tls = params.tls === 0 && requiresTls(params.type) ? 1 : params.tls;
+    if (tls !== 0) {
       const host = this.url.tunnel.host;
-      this.certificate = await ListenerCertificate.create(
-        params.tls,
-        params.crt,
-        params.key,
-        this.logger,
-        host ? [host] : [],
-      );
+      this.certificate = await ListenerCertificate.create(tls, params.crt, params.key, this.logger, host ? [host] : []);
       this.secureContext = createSecureContext({ ...this.certificate.current, minVersion: 'TLSv1.3' });
       this.certificate.watch(params.crt, params.key, this.settings.reloadInterval, this.logger, (pair) => {
         this.secureContext = createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.3' });
@@ -126,7 +132,10 @@ export class TunnelServer {
     this.http.on('clientError', (_err, socket) => socket.destroy());
     this.http.headersTimeout = this.settings.handshakeTimeout;
     this.http.requestTimeout = this.settings.handshakeTimeout;
-    this.logger.info(`Tunnel listening on ${formatEndpoint(tunnel)}, mode ${this.mode}, waiting for a client`);
+    this.logger.info(
+      `Tunnel listening on ${formatEndpoint(tunnel)}, mode ${this.mode}, pool type ${params.type} ` +
+        `(${POOL_TYPE_NAMES[params.type]}), tls ${this.certificate?.mode ?? 0}, waiting for a client`,
+    );
     this.reporter.start();
   }
 
@@ -145,7 +154,7 @@ export class TunnelServer {
   private onConnection(socket: Socket): void {
     socket.on('error', () => {});
     if (this.phase === 'handshake') this.http.emit('connection', socket);
-    else if (this.phase === 'pool' && this.acceptor) this.acceptor.accept(socket);
+    else if (this.phase === 'pool' && this.transport) this.transport.accept(socket);
     else socket.destroy();
   }
 
@@ -184,24 +193,30 @@ export class TunnelServer {
         flow: this.flow,
         max: params.max,
         tls: String(this.certificate?.mode ?? 0) as '0' | '1' | '2',
-        type: '0',
+        type: String(params.type) as '0' | '1' | '2' | '3',
       }),
       true,
     );
     this.phase = 'pool';
-    this.acceptor = new PoolAcceptor({
+    const acceptor = new PoolAcceptor({
       pool: this.pool,
-      clientAddress,
+      // NodePass admits WebSocket members from any address: they may come through a reverse proxy.
+      clientAddress: params.type === 2 ? undefined : clientAddress,
       max: params.max,
-      secureContext: this.secureContext,
+      onControl: (stream) => this.onControl(stream),
+      logger: this.logger,
+    });
+    this.transport = createServerTransport(params.type, {
+      acceptor,
+      secureContext: () => this.secureContext,
       handshakeTimeout: this.settings.handshakeTimeout,
-      onControl: (socket) => this.onControl(socket),
+      keepAlive: this.settings.reportInterval,
       logger: this.logger,
     });
     this.logger.info(`Client ${clientAddress} connected (flow ${this.flow})`);
   }
 
-  private onControl(socket: Socket): void {
+  private onControl(socket: Duplex): void {
     this.control = new ControlChannel(socket, {
       key: this.url.key,
       reportInterval: this.settings.reportInterval,
@@ -239,10 +254,12 @@ export class TunnelServer {
   }
 
   private teardownSession(): void {
+    // The transport first: an HTTP/2 session goes down whole rather than stream by stream (see Http2ClientTransport).
+    this.transport?.close();
+    this.transport = undefined;
     this.control?.close();
     this.control = undefined;
     this.verifier = undefined;
-    this.acceptor = undefined;
     this.pool.close('tunnel down');
     if (this.ingress) {
       this.ingress.open = false;

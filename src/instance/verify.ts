@@ -1,4 +1,4 @@
-import type { ConnectionPool } from '../tunnel/pool.js';
+import { type ConnectionPool, PoolMemberGoneError } from '../tunnel/pool.js';
 import type { ControlChannel } from './control-channel.js';
 import type { Signal } from './signals.js';
 
@@ -64,8 +64,10 @@ export class CertificateVerifier {
     else {
       try {
         (await pool.get(id, poolGetTimeout)).destroy();
-      } catch {
-        return `verify names pool connection ${id}, which never arrived`;
+      } catch (err) {
+        // The peer may close the connection it names before its `verify` arrives (we do; on the WebSocket and HTTP/2
+        // pools that removes it here at once). It did arrive, so its certificate is known: compare as NodePass does.
+        if (!(err instanceof PoolMemberGoneError)) return `verify names pool connection ${id}, which never arrived`;
       }
       known = fingerprintOf(id);
     }

@@ -1,22 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.js';
-import type { ConnectionPool } from './pool.js';
+import type { ConnectionPool, PoolStream } from './pool.js';
 
 export const CONTROL_ID = '00000000';
 
 export interface PoolAcceptorOptions {
   pool: ConnectionPool;
-  /** Only connections from this address join the pool (the handshake's client). */
-  clientAddress: string;
-  /** Most idle connections held at once (the server's `max`). */
+  /**
+   * Only members from this address join the pool (the handshake's client); undefined admits any address (NodePass
+   * does so for WebSocket pools, which may come through a reverse proxy).
+   */
+  clientAddress: string | undefined;
+  /** Most idle members held at once (the server's `max`). */
   max: number;
-  /** TLS for pool connections (tls 1|2), undefined for plain TCP. */
-  secureContext: SecureContext | undefined;
-  handshakeTimeout: number;
-  /** The first pool connection (id 00000000) is the control channel. */
-  onControl(socket: Socket): void;
+  /** The first member (id 00000000) is the control channel. */
+  onControl(stream: PoolStream): void;
   logger: Logger;
 }
 
@@ -26,56 +24,51 @@ function sameAddress(a: string | undefined, b: string): boolean {
 }
 
 /**
- * Server side of the TCP pool (type 0): admits connections from the handshake's client, runs the TLS handshake
- * when TLS is on, and gives each connection a fresh 4-byte id, written to the client first. The first one is
- * 00000000, the control channel.
+ * Server-side admission to the pool, shared by every transport: who may join (the handshake's address), whether the
+ * pool has room (`max`), and the 4-byte ids — the first member gets 00000000 and becomes the control channel, every
+ * later one a fresh random id. The transport carries the id to the client its own way (first bytes, first WebSocket
+ * message, start of the HTTP/2 response body) and then hands the member over with `admit`.
  */
 export class PoolAcceptor {
   private controlTaken = false;
 
   constructor(private readonly options: PoolAcceptorOptions) {}
 
-  accept(raw: Socket): void {
-    const { pool, max, clientAddress, logger } = this.options;
-    raw.on('error', () => {});
-    if (!sameAddress(raw.remoteAddress, clientAddress)) {
-      logger.debug(`Pool connection from ${raw.remoteAddress} refused: not the handshake client`);
-      raw.destroy();
-      return;
-    }
-    if (this.controlTaken && pool.size >= max) {
-      logger.debug(`Pool connection refused: pool full (${max})`);
-      raw.destroy();
-      return;
-    }
-    raw.setKeepAlive(true, 5000);
-    raw.setNoDelay(true);
-    if (this.options.secureContext === undefined) {
-      this.admit(raw);
-      return;
-    }
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.options.secureContext });
-    const timer = setTimeout(() => secure.destroy(), this.options.handshakeTimeout);
-    secure.on('error', (err) => logger.debug(`Pool TLS handshake failed: ${err.message}`));
-    secure.once('secure', () => {
-      clearTimeout(timer);
-      this.admit(secure);
-    });
+  get logger(): Logger {
+    return this.options.logger;
   }
 
-  private admit(socket: Socket): void {
+  /** Whether a member from `remoteAddress` may join; logs why not. */
+  allows(remoteAddress: string | undefined): boolean {
+    const { clientAddress, logger } = this.options;
+    if (clientAddress === undefined || sameAddress(remoteAddress, clientAddress)) return true;
+    logger.debug(`Pool connection from ${remoteAddress} refused: not the handshake client`);
+    return false;
+  }
+
+  /** The pool holds `max` idle members (the control channel always has room). */
+  get full(): boolean {
+    const full = this.controlTaken && this.options.pool.size >= this.options.max;
+    if (full) this.options.logger.debug(`Pool connection refused: pool full (${this.options.max})`);
+    return full;
+  }
+
+  /** The id for the next member: 00000000 once, then random ids not in use. */
+  nextId(): Buffer {
     if (!this.controlTaken) {
       this.controlTaken = true;
-      socket.write(Buffer.alloc(4));
-      this.options.onControl(socket);
-      return;
+      return Buffer.alloc(4);
     }
-    const { pool } = this.options;
-    let id: string;
-    do {
-      id = randomBytes(4).toString('hex');
-    } while (id === CONTROL_ID || pool.has(id));
-    socket.write(Buffer.from(id, 'hex'));
-    pool.add(id, socket);
+    let id: Buffer;
+    do id = randomBytes(4);
+    while (id.readUInt32BE(0) === 0 || this.options.pool.has(id.toString('hex')));
+    return id;
+  }
+
+  /** A member whose id has been sent: the control channel, or an idle pool member. */
+  admit(id: Buffer, stream: PoolStream): void {
+    const hex = id.toString('hex');
+    if (hex === CONTROL_ID) this.options.onControl(stream);
+    else this.options.pool.add(hex, stream);
   }
 }

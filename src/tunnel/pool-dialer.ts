@@ -1,42 +1,36 @@
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '../common/logger.js';
-import type { ConnectionPool } from './pool.js';
+import type { ConnectionPool, PoolStream } from './pool.js';
 import { CONTROL_ID } from './pool-acceptor.js';
-import { readExactly } from './read-exactly.js';
+import type { DialedMember, PoolClientTransport } from './transport/types.js';
 
 export interface PoolDialerOptions {
   pool: ConnectionPool;
-  host: string;
-  port: number;
-  /** 0 plain; 1 TLS without verification (the verify signal pins the certificate); 2 TLS verified by `servername`. */
-  tls: 0 | 1 | 2;
-  servername: string | undefined;
+  /** How one member is dialed (TCP/TLS, WebSocket, HTTP/2, ...). */
+  transport: PoolClientTransport;
   min: number;
   max: number;
   minInterval: number;
   maxInterval: number;
-  dialTimeout: number;
-  onControl(socket: Socket): void;
-  /** Called with the server certificate's sha256 fingerprint of each TLS pool connection. */
+  onControl(stream: PoolStream): void;
+  /** Called with the server certificate's sha256 fingerprint of each TLS pool member. */
   onCertificate?(fingerprint: string, id: string): void;
   logger: Logger;
 }
 
 /**
- * Client side of the TCP pool: keeps `capacity` idle connections to the server, adapting capacity between `min`
- * and `max` and the refill tick between `minInterval` and `maxInterval` as NodePass does: a tick dials the missing
- * connections in parallel; >80 % success grows capacity, <20 % shrinks it; the tick speeds up while the pool is
- * drained (idle < 20 %) and slows down while it is full (idle > 80 %).
+ * Client side of the pool: keeps `capacity` idle members, adapting capacity between `min` and `max` and the refill
+ * tick between `minInterval` and `maxInterval` as NodePass does: a tick dials the missing members in parallel; >80 %
+ * success grows capacity, <20 % shrinks it; the tick speeds up while the pool is drained (idle < 20 %) and slows down
+ * while it is full (idle > 80 %). The transport decides what one member is.
  *
- * Unlike NodePass, each connection handed out is also replaced at once rather than at the next tick: under a burst
- * of new users the tick interval has crept up to `maxInterval` while the pool sat full, and waiting for it capped
- * the connection rate at a few hundred per second. The server sees nothing different: the same dials, sooner.
+ * Unlike NodePass, each member handed out is also replaced at once rather than at the next tick: under a burst of new
+ * users the tick interval has crept up to `maxInterval` while the pool sat full, and waiting for it capped the
+ * connection rate at a few hundred per second. The server sees nothing different: the same dials, sooner.
  */
 export class PoolDialer {
   capacity: number;
   interval: number;
-  /** Pool connections dialed since start. */
+  /** Pool members dialed since start. */
   dialed = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -54,11 +48,11 @@ export class PoolDialer {
   async start(): Promise<void> {
     const control = await this.dialOne();
     if (control.id !== CONTROL_ID) {
-      control.socket.destroy();
+      control.stream.destroy();
       throw new Error(`first pool connection got id ${control.id}, expected the control channel ${CONTROL_ID}`);
     }
     this.controlDone = true;
-    this.options.onControl(control.socket);
+    this.options.onControl(control.stream);
     void this.tick();
   }
 
@@ -68,22 +62,22 @@ export class PoolDialer {
     this.options.pool.onServe = undefined;
   }
 
-  /** One connection left the pool for a session: dial its replacement now. */
+  /** One member left the pool for a session: dial its replacement now. */
   private replace(): void {
     if (this.stopped || !this.controlDone) return;
     if (this.options.pool.size + this.inflight >= this.capacity) return;
     void this.dialCounted().then(
-      (conn) => this.admit(conn),
+      (member) => this.admit(member),
       () => {},
     );
   }
 
-  private admit(conn: { id: string; socket: Socket }): void {
-    if (this.stopped) conn.socket.destroy();
-    else this.options.pool.add(conn.id, conn.socket);
+  private admit(member: DialedMember): void {
+    if (this.stopped) member.stream.destroy();
+    else this.options.pool.add(member.id, member.stream);
   }
 
-  private async dialCounted(): Promise<{ id: string; socket: Socket }> {
+  private async dialCounted(): Promise<DialedMember> {
     this.inflight++;
     try {
       return await this.dialOne();
@@ -115,43 +109,12 @@ export class PoolDialer {
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.interval);
   }
 
-  private async dialOne(): Promise<{ id: string; socket: Socket }> {
-    const { host, port, tls, servername, dialTimeout } = this.options;
-    const socket: Socket =
-      tls === 0
-        ? netConnect({ host, port, noDelay: true, allowHalfOpen: true, keepAlive: true, keepAliveInitialDelay: 5000 })
-        : tlsConnect({
-            host,
-            port,
-            minVersion: 'TLSv1.3',
-            // Honoured by tls.connect though missing from its option type: relayed streams half-close.
-            ...({ allowHalfOpen: true } as object),
-            rejectUnauthorized: tls === 2,
-            ...(servername ? { servername } : {}),
-          });
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`pool dial to ${host}:${port} timed out`));
-      }, dialTimeout);
-      socket.once(tls === 0 ? 'connect' : 'secureConnect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    const id = (await readExactly(socket, 4, dialTimeout)).toString('hex');
+  private async dialOne(): Promise<DialedMember> {
+    const member = await this.options.transport.dial();
     this.dialed++;
-    if (tls !== 0 && this.options.onCertificate) {
-      const cert = (socket as import('node:tls').TLSSocket).getPeerX509Certificate();
-      if (cert) this.options.onCertificate(`sha256:${cert.fingerprint256}`, id);
-    }
-    if (!this.controlDone && id !== CONTROL_ID) this.options.logger.debug(`pool connection ${id} before control`);
-    return { id, socket };
+    if (member.fingerprint !== undefined) this.options.onCertificate?.(member.fingerprint, member.id);
+    if (!this.controlDone && member.id !== CONTROL_ID)
+      this.options.logger.debug(`pool connection ${member.id} before control`);
+    return member;
   }
 }

@@ -1,12 +1,31 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/**
+ * A pool member: a TCP/TLS socket (type 0), a WebSocket (type 2) or an HTTP/2 stream (type 3), as a Duplex that
+ * half-closes. (The `socket` field names below predate the other transports; they hold any such stream.)
+ */
+export type PoolStream = Duplex;
 
 /** The egress asked for a pool connection id that did not arrive in time. */
 export class PoolTimeoutError extends Error {
   override readonly name = 'PoolTimeoutError';
 }
 
-interface Waiter {
-  resolve(socket: Socket): void;
+/**
+ * The egress asked for a pool connection that did arrive but closed while idle (the peer closed it, e.g. after naming
+ * it in a `verify`). NodePass keeps such connections in its map until taken; we drop them from the pool at once so the
+ * ingress never picks a dead one, and remember the id so that a request for it fails fast with this error instead of
+ * waiting out the timeout.
+ */
+export class PoolMemberGoneError extends Error {
+  override readonly name = 'PoolMemberGoneError';
+}
+
+/** How many ids of members that closed while idle are remembered (oldest forgotten first). */
+const DEPARTED_MEMORY = 4096;
+
+interface Waiter<S> {
+  resolve(socket: S): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
 }
@@ -14,12 +33,16 @@ interface Waiter {
 /**
  * Idle pool connections by id (8 hex digits). Each connection is used once: the ingress takes any idle one, the
  * egress waits for the one its peer signalled. A connection that closes while idle leaves the pool.
+ * `S` is the member type: any half-closing Duplex for the instance transports, net.Socket where the owner (the hub
+ * and connector) only ever pools sockets and relays them as such.
  */
-export class ConnectionPool {
-  private readonly idle = new Map<string, Socket>();
-  private readonly waiters = new Map<string, Waiter>();
+export class ConnectionPool<S extends PoolStream = PoolStream> {
+  private readonly idle = new Map<string, S>();
+  private readonly waiters = new Map<string, Waiter<S>>();
+  /** Ids of members that closed while idle, in the order they went. */
+  private readonly departed = new Set<string>();
   /** Ingress requests waiting for any connection, oldest first. */
-  private readonly anyWaiters: Array<Waiter & { resolveAny(conn: { id: string; socket: Socket }): void }> = [];
+  private readonly anyWaiters: Array<Waiter<S> & { resolveAny(conn: { id: string; socket: S }): void }> = [];
   /** Connections handed out since start (for tests and stats: a warm pool serves without new dials). */
   served = 0;
   /** Called each time a connection is handed out, so the side that dials the pool can replace it at once. */
@@ -38,7 +61,7 @@ export class ConnectionPool {
     return this.idle.has(id);
   }
 
-  add(id: string, socket: Socket): void {
+  add(id: string, socket: S): void {
     const waiter = this.waiters.get(id);
     if (waiter !== undefined) {
       this.waiters.delete(id);
@@ -58,14 +81,17 @@ export class ConnectionPool {
     if (previous !== undefined && previous !== socket) previous.destroy();
     this.idle.set(id, socket);
     const drop = () => {
-      if (this.idle.get(id) === socket) this.idle.delete(id);
+      if (this.idle.get(id) !== socket) return;
+      this.idle.delete(id);
+      this.departed.add(id);
+      if (this.departed.size > DEPARTED_MEMORY) this.departed.delete(this.departed.values().next().value as string);
     };
     socket.once('close', drop);
     socket.once('error', drop);
   }
 
   /** Ingress: the oldest idle connection, removed from the pool. */
-  take(): { id: string; socket: Socket } | undefined {
+  take(): { id: string; socket: S } | undefined {
     for (const [id, socket] of this.idle) {
       this.idle.delete(id);
       if (socket.destroyed) continue;
@@ -76,11 +102,11 @@ export class ConnectionPool {
   }
 
   /** The most recently added idle connection, removed from the pool. */
-  takeNewest(): { id: string; socket: Socket } | undefined {
+  takeNewest(): { id: string; socket: S } | undefined {
     const ids = [...this.idle.keys()];
     for (let i = ids.length - 1; i >= 0; i--) {
       const id = ids[i] as string;
-      const socket = this.idle.get(id) as Socket;
+      const socket = this.idle.get(id) as S;
       this.idle.delete(id);
       if (!socket.destroyed) return { id, socket };
     }
@@ -88,7 +114,7 @@ export class ConnectionPool {
   }
 
   /** Ingress: an idle connection now, or the next one to arrive within `timeout` ms. */
-  acquire(timeout: number): Promise<{ id: string; socket: Socket }> {
+  acquire(timeout: number): Promise<{ id: string; socket: S }> {
     const now = this.take();
     if (now !== undefined) return Promise.resolve(now);
     return new Promise((resolveAny, reject) => {
@@ -107,12 +133,15 @@ export class ConnectionPool {
   }
 
   /** Egress: the connection with `id`, waiting up to `timeout` ms for it to arrive. */
-  get(id: string, timeout: number): Promise<Socket> {
+  get(id: string, timeout: number): Promise<S> {
     const socket = this.idle.get(id);
     if (socket !== undefined && !socket.destroyed) {
       this.idle.delete(id);
       this.serve();
       return Promise.resolve(socket);
+    }
+    if (this.departed.delete(id)) {
+      return Promise.reject(new PoolMemberGoneError(`pool connection ${id} closed before it was used`));
     }
     if (this.waiters.has(id)) return Promise.reject(new Error(`pool connection ${id} is already awaited`));
     return new Promise((resolve, reject) => {
@@ -128,6 +157,7 @@ export class ConnectionPool {
   flush(): void {
     for (const socket of this.idle.values()) socket.destroy();
     this.idle.clear();
+    this.departed.clear();
   }
 
   /** Flushes and fails every waiter. */

@@ -1,10 +1,10 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
- * Reads exactly `n` bytes from a paused or fresh socket; bytes past `n` are put back for the next reader.
+ * Reads exactly `n` bytes from a paused or fresh stream (socket or pool stream); bytes past `n` are put back for the next reader.
  * Rejects when the socket ends, fails or stays silent for `timeout` ms.
  */
-export function readExactly(socket: Socket, n: number, timeout: number): Promise<Buffer> {
+export function readExactly(socket: Duplex, n: number, timeout: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let got = 0;

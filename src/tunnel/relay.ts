@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Flow } from './traffic.js';
 
 export interface RelayOptions {
@@ -13,31 +14,32 @@ export interface RelayOptions {
 }
 
 /**
- * Pipes bytes between a user socket and a target socket with backpressure, half-close, counting, pacing and an idle
- * timeout. Both sockets must be created with allowHalfOpen so that one finished direction does not end the other.
- * The two directions start separately so that the target → user direction can flow while the first user bytes are
- * still being inspected.
+ * Pipes bytes between a user stream and a target stream with backpressure, half-close, counting, pacing and an idle
+ * timeout. Either end is a TCP/TLS socket or a pool stream of another transport (a WebSocket or HTTP/2 stream): any
+ * Duplex that half-closes. Sockets must be created with allowHalfOpen so that one finished direction does not end
+ * the other. The two directions start separately so that the target → user direction can flow while the first user
+ * bytes are still being inspected.
  */
 export class Relay {
   private closedCount = 0;
   private firstError: Error | undefined;
   private finished = false;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly user: Socket,
-    readonly target: Socket,
+    readonly user: Duplex,
+    readonly target: Duplex,
     private readonly options: RelayOptions,
   ) {
-    for (const socket of [user, target]) {
-      socket.setNoDelay(true);
-      socket.on('error', (err) => this.fail(err));
-      socket.on('close', () => this.onSocketClose());
+    for (const stream of [user, target]) {
+      if (stream instanceof Socket) stream.setNoDelay(true);
+      stream.on('error', (err) => this.fail(err));
+      stream.on('close', () => this.onSocketClose());
     }
     if (options.idleTimeout > 0) {
-      // A socket's timer restarts on reads and writes, so it fires only when both directions are idle.
-      const onIdle = () => this.fail(new Error(`idle for ${options.idleTimeout}ms`));
-      user.setTimeout(options.idleTimeout, onIdle);
-      target.setTimeout(options.idleTimeout, onIdle);
+      // One timer for both directions, refreshed by every chunk either way: it fires only when both are idle.
+      // (Not Socket.setTimeout: pool streams of the other transports have no such timer.)
+      this.idleTimer = setTimeout(() => this.fail(new Error(`idle for ${options.idleTimeout}ms`)), options.idleTimeout);
     }
   }
 
@@ -51,11 +53,11 @@ export class Relay {
       this.target.write(head);
     }
     if (userEnded) this.target.end();
-    else pump(this.user, this.target, this.options.up);
+    else pump(this.user, this.target, this.options.up, this.idleTimer);
   }
 
   startDown(): void {
-    pump(this.target, this.user, this.options.down);
+    pump(this.target, this.user, this.options.down, this.idleTimer);
   }
 
   /** Tears the session down now (both sockets destroyed). */
@@ -75,19 +77,34 @@ export class Relay {
       // One side is gone for good: whatever it had not yet delivered cannot arrive any more, so end the other side
       // gracefully (flushing what it still has queued) unless it is already done.
       const other = this.user.destroyed ? this.target : this.user;
-      if (!other.writableEnded) other.end();
-      other.destroySoon();
+      endThenDestroy(other);
       return;
     }
     if (!this.finished) {
       this.finished = true;
+      clearTimeout(this.idleTimer);
       this.options.onClose?.(this.firstError);
     }
   }
 }
 
+/** Ends `stream` (flushing what it has queued), then destroys it; Socket.destroySoon for any Duplex. */
+function endThenDestroy(stream: Duplex): void {
+  if (stream instanceof Socket) {
+    if (!stream.writableEnded) stream.end();
+    stream.destroySoon();
+    return;
+  }
+  if (stream.writableFinished) {
+    stream.destroy();
+    return;
+  }
+  stream.once('finish', () => stream.destroy());
+  if (!stream.writableEnded) stream.end();
+}
+
 /** One direction: reads from `src`, writes to `dst`, pauses on backpressure or when the flow's bucket runs dry. */
-function pump(src: Socket, dst: Socket, flow: Flow): void {
+function pump(src: Duplex, dst: Duplex, flow: Flow, idleTimer: NodeJS.Timeout | undefined): void {
   let waitingDrain = false;
   let waitingTokens = false;
   const bucket = flow.bucket;
@@ -102,6 +119,7 @@ function pump(src: Socket, dst: Socket, flow: Flow): void {
   });
   src.on('data', (chunk: Buffer) => {
     flow.count(chunk.length);
+    idleTimer?.refresh();
     if (!dst.write(chunk)) {
       waitingDrain = true;
       src.pause();

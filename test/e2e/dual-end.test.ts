@@ -34,12 +34,34 @@ function ready(p: PortholeProcess, ms = 10_000): Promise<string> {
   return p.waitFor(/Tunnel ready/, ms);
 }
 
+type PoolType = 0 | 2 | 3;
+
+/**
+ * Every pool transport runs the same matrix. The TCP pool (type 0) moves the big payloads; the others, slower to set
+ * up per member and carried by more code, move smaller ones (still sha256-compared) to keep the suite's time down.
+ */
+const ALL_TRANSPORTS: Array<{ type: PoolType; name: string; bulk: number; conns: number }> = [
+  { type: 0, name: 'TCP', bulk: 32 * 1024 * 1024, conns: 500 },
+  { type: 2, name: 'WebSocket', bulk: 8 * 1024 * 1024, conns: 150 },
+  { type: 3, name: 'HTTP/2', bulk: 8 * 1024 * 1024, conns: 150 },
+];
+// PORTHOLE_TEST_TYPES=2,3 runs the transport-parameterized tests for those pool types only (while working on one).
+const TRANSPORTS = process.env.PORTHOLE_TEST_TYPES
+  ? ALL_TRANSPORTS.filter((t) => process.env.PORTHOLE_TEST_TYPES?.split(',').includes(String(t.type)))
+  : ALL_TRANSPORTS;
+
 /**
  * A server and a client on loopback in front of `targetPort`. Server mode 2: the client is the ingress; mode 1: the
  * server is. `tls` 2 uses a certificate the test makes for tunnel.test, trusted by the client through
- * NODE_EXTRA_CA_CERTS.
+ * NODE_EXTRA_CA_CERTS. `type` is the pool transport.
  */
-async function startTunnel(serverMode: 1 | 2, tls: 0 | 1 | 2, targetPort: number, extra = ''): Promise<Tunnel> {
+async function startTunnel(
+  serverMode: 1 | 2,
+  tls: 0 | 1 | 2,
+  targetPort: number,
+  extra = '',
+  type: PoolType = 0,
+): Promise<Tunnel> {
   const tunnelPort = await freePort();
   const port = await freePort();
   let tlsParams = `tls=${tls}`;
@@ -57,7 +79,9 @@ async function startTunnel(serverMode: 1 | 2, tls: 0 | 1 | 2, targetPort: number
   const serverTarget = serverMode === 2 ? `127.0.0.1:${targetPort}` : `127.0.0.1:${port}`;
   const clientTarget = serverMode === 2 ? `127.0.0.1:${port}` : `127.0.0.1:${targetPort}`;
   const server = spawnPorthole(
-    [`server://secret@127.0.0.1:${tunnelPort}/${serverTarget}?mode=${serverMode}&${tlsParams}&log=debug${extra}`],
+    [
+      `server://secret@127.0.0.1:${tunnelPort}/${serverTarget}?mode=${serverMode}&${tlsParams}&type=${type}&log=debug${extra}`,
+    ],
     FAST,
   );
   await server.ready;
@@ -73,7 +97,11 @@ async function startTunnel(serverMode: 1 | 2, tls: 0 | 1 | 2, targetPort: number
     async stop() {
       const codes = await Promise.all([client.stop(), server.stop()]);
       if (dir) rmSync(dir, { recursive: true, force: true });
-      assert.deepEqual(codes, [0, 0], 'both ends exit cleanly');
+      assert.deepEqual(
+        codes,
+        [0, 0],
+        `both ends exit cleanly; client:\n${client.output().slice(-1500)}\nserver:\n${server.output().slice(-1500)}`,
+      );
     },
   };
 }
@@ -121,46 +149,55 @@ async function udpRoundTrips(port: number, count: number): Promise<number> {
   return intact;
 }
 
-for (const serverMode of [1, 2] as const) {
-  for (const tls of [0, 1, 2] as const) {
-    describe(`dual-end tunnel, server mode ${serverMode}, tls=${tls}`, () => {
-      let echo: TestServer;
-      let udpEcho: Awaited<ReturnType<typeof udpEchoServer>>;
-      let tunnel: Tunnel;
-      before(async () => {
-        echo = await echoServer();
-        udpEcho = await udpEchoServer();
-        // One target port for TCP and UDP: bind the UDP echo on the TCP echo's port.
-        udpEcho.socket.close();
-        udpEcho = await udpEchoServerOn(echo.port);
-        tunnel = await startTunnel(serverMode, tls, echo.port);
-      });
-      after(async () => {
-        await tunnel?.stop();
-        await echo?.close();
-        udpEcho?.socket.close();
-      });
+for (const transport of TRANSPORTS) {
+  for (const serverMode of [1, 2] as const) {
+    for (const tls of [0, 1, 2] as const) {
+      describe(`dual-end tunnel over ${transport.name} (type=${transport.type}), server mode ${serverMode}, tls=${tls}`, () => {
+        let echo: TestServer;
+        let udpEcho: Awaited<ReturnType<typeof udpEchoServer>>;
+        let tunnel: Tunnel;
+        before(async () => {
+          echo = await echoServer();
+          udpEcho = await udpEchoServer();
+          // One target port for TCP and UDP: bind the UDP echo on the TCP echo's port.
+          udpEcho.socket.close();
+          udpEcho = await udpEchoServerOn(echo.port);
+          tunnel = await startTunnel(serverMode, tls, echo.port, '', transport.type);
+        });
+        after(async () => {
+          await tunnel?.stop();
+          await echo?.close();
+          udpEcho?.socket.close();
+        });
 
-      test('32 MiB round trip arrives sha256-equal', async () => {
-        await bulkRoundTrip(tunnel.port, 32 * 1024 * 1024);
-      });
+        test(`${transport.bulk >> 20} MiB round trip arrives sha256-equal`, async () => {
+          await bulkRoundTrip(tunnel.port, transport.bulk);
+        });
 
-      test('500 short connections, 50 at a time, each echoed intact', async () => {
-        let next = 0;
-        const worker = async () => {
-          while (next < 500) {
-            const i = next++;
-            const payload = Buffer.from(`dual ${i} ${randomBytes(6).toString('hex')}`);
-            assert.equal((await exchange(tunnel.port, payload)).toString(), payload.toString());
-          }
-        };
-        await Promise.all(Array.from({ length: 50 }, worker));
-      });
+        test(`${transport.conns} short connections, 50 at a time, each echoed intact`, async () => {
+          let next = 0;
+          const worker = async () => {
+            while (next < transport.conns) {
+              const i = next++;
+              const payload = Buffer.from(`dual ${i} ${randomBytes(6).toString('hex')}`);
+              assert.equal((await exchange(tunnel.port, payload)).toString(), payload.toString());
+            }
+          };
+          await Promise.all(Array.from({ length: 50 }, worker));
+        });
 
-      test('UDP datagrams cross the tunnel intact', async () => {
-        assert.equal(await udpRoundTrips(tunnel.port, 50), 50);
+        test('UDP datagrams cross the tunnel intact', async () => {
+          assert.equal(await udpRoundTrips(tunnel.port, 50), 50);
+        });
+
+        if (transport.type === 3 && tls === 0) {
+          test('HTTP/2 runs over TLS even with tls=0: both ends say tls 1', () => {
+            assert.match(tunnel.server.output(), /pool type 3 \(HTTP\/2\), tls 1,/);
+            assert.match(tunnel.client.output(), /tls 1, type 3\)/);
+          });
+        }
       });
-    });
+    }
   }
 }
 
@@ -169,6 +206,89 @@ async function udpEchoServerOn(port: number) {
   socket.on('message', (msg, rinfo) => socket.send(msg, rinfo.port, rinfo.address));
   await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
   return { socket, port };
+}
+
+// The tunnel-port and recovery tests run for every transport (tls=1 for the TLS-only HTTP/2 pool, 0 for the others).
+for (const { type, name } of TRANSPORTS) {
+  const tls = type === 3 ? 1 : 0;
+  const garbage = type === 0 ? 1000 : 300;
+  describe(`dual-end failure handling over ${name} (type=${type})`, () => {
+    test(`${garbage} random byte strings on the tunnel port leave the server serving`, async () => {
+      const echo = await echoServer();
+      const tunnel = await startTunnel(2, tls, echo.port, '', type);
+      try {
+        const tunnelPort = Number(
+          /127\.0\.0\.1:(\d+)/.exec(tunnel.server.output().match(/Tunnel listening on [^,]+/)?.[0] ?? '')?.[1],
+        );
+        let next = 0;
+        const worker = async () => {
+          while (next < garbage) {
+            next++;
+            const s = await connectTcp(tunnelPort).catch(() => undefined);
+            if (!s) continue;
+            s.on('error', () => {});
+            s.end(randomBytes(1 + Math.floor(Math.random() * 300)));
+            // The server may reset such a peer: wait for the close, never for an error.
+            await Promise.race([new Promise((r) => s.once('close', r)), sleep(500)]);
+            s.destroy();
+          }
+        };
+        await Promise.all(Array.from({ length: 20 }, worker));
+        const reply = await exchange(tunnel.port, Buffer.from('still here')).catch((err: Error) => err.message);
+        assert.equal(
+          String(reply),
+          'still here',
+          `server:\n${tunnel.server.output().slice(-3000)}\nclient:\n${tunnel.client.output().slice(-3000)}`,
+        );
+      } finally {
+        await tunnel.stop();
+        await echo.close();
+      }
+    });
+
+    test('kill -9 of the client mid-transfer: the server recovers and serves a restarted client', async () => {
+      const echo = await echoServer();
+      const tunnel = await startTunnel(2, tls, echo.port, '', type);
+      const tunnelPort = Number(/:(\d+)\//.exec(tunnel.client.proc.spawnargs.at(-1) ?? '')?.[1]);
+      try {
+        const s = await connectTcp(tunnel.port);
+        s.on('error', () => {});
+        s.write(randomBytes(4 * 1024 * 1024));
+        tunnel.client.proc.kill('SIGKILL');
+        await tunnel.server.waitFor(/Tunnel down/);
+        const client = spawnPorthole(
+          [`client://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${tunnel.port}?mode=2&min=16`],
+          FAST,
+        );
+        await ready(client, 15_000);
+        assert.equal((await exchange(tunnel.port, Buffer.from('after restart'))).toString(), 'after restart');
+        assert.equal(await client.stop(), 0);
+      } finally {
+        assert.equal(await tunnel.server.stop(), 0);
+        await echo.close();
+      }
+    });
+
+    test('kill -9 of the server: the client reconnects when it comes back', async () => {
+      const echo = await echoServer();
+      const tunnel = await startTunnel(2, tls, echo.port, '', type);
+      const serverArgs = tunnel.server.proc.spawnargs.at(-1) as string;
+      try {
+        tunnel.server.proc.kill('SIGKILL');
+        await tunnel.client.waitFor(/failed: control channel/);
+        await sleep(500);
+        const server = spawnPorthole([serverArgs], FAST);
+        await server.ready;
+        await server.waitFor(/Tunnel ready/, 15_000);
+        await sleep(200);
+        assert.equal((await exchange(tunnel.port, Buffer.from('reconnected'))).toString(), 'reconnected');
+        assert.equal(await server.stop(), 0);
+      } finally {
+        assert.equal(await tunnel.client.stop(), 0);
+        await echo.close();
+      }
+    });
+  });
 }
 
 describe('dual-end failure handling', () => {
@@ -190,82 +310,6 @@ describe('dual-end failure handling', () => {
     } finally {
       await wrong.stop();
       assert.equal(await server.stop(), 0);
-      await echo.close();
-    }
-  });
-
-  test('1000 random byte strings on the tunnel port leave the server serving', async () => {
-    const echo = await echoServer();
-    const tunnel = await startTunnel(2, 0, echo.port);
-    try {
-      const tunnelPort = Number(
-        /127\.0\.0\.1:(\d+)/.exec(tunnel.server.output().match(/Tunnel listening on [^,]+/)?.[0] ?? '')?.[1],
-      );
-      let next = 0;
-      const worker = async () => {
-        while (next < 1000) {
-          next++;
-          const s = await connectTcp(tunnelPort).catch(() => undefined);
-          if (!s) continue;
-          s.on('error', () => {});
-          s.end(randomBytes(1 + Math.floor(Math.random() * 300)));
-          // The server may reset such a peer: wait for the close, never for an error.
-          await Promise.race([new Promise((r) => s.once('close', r)), sleep(500)]);
-          s.destroy();
-        }
-      };
-      await Promise.all(Array.from({ length: 20 }, worker));
-      const reply = await exchange(tunnel.port, Buffer.from('still here')).catch((err: Error) => err.message);
-      assert.equal(
-        String(reply),
-        'still here',
-        `server:\n${tunnel.server.output().slice(-3000)}\nclient:\n${tunnel.client.output().slice(-3000)}`,
-      );
-    } finally {
-      await tunnel.stop();
-      await echo.close();
-    }
-  });
-
-  test('kill -9 of the client mid-transfer: the server recovers and serves a restarted client', async () => {
-    const echo = await echoServer();
-    const tunnel = await startTunnel(2, 0, echo.port);
-    const tunnelPort = Number(/:(\d+)\//.exec(tunnel.client.proc.spawnargs.at(-1) ?? '')?.[1]);
-    try {
-      const s = await connectTcp(tunnel.port);
-      s.on('error', () => {});
-      s.write(randomBytes(4 * 1024 * 1024));
-      tunnel.client.proc.kill('SIGKILL');
-      await tunnel.server.waitFor(/Tunnel down/);
-      const client = spawnPorthole(
-        [`client://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${tunnel.port}?mode=2&min=16`],
-        FAST,
-      );
-      await ready(client, 15_000);
-      assert.equal((await exchange(tunnel.port, Buffer.from('after restart'))).toString(), 'after restart');
-      assert.equal(await client.stop(), 0);
-    } finally {
-      assert.equal(await tunnel.server.stop(), 0);
-      await echo.close();
-    }
-  });
-
-  test('kill -9 of the server: the client reconnects when it comes back', async () => {
-    const echo = await echoServer();
-    const tunnel = await startTunnel(2, 0, echo.port);
-    const serverArgs = tunnel.server.proc.spawnargs.at(-1) as string;
-    try {
-      tunnel.server.proc.kill('SIGKILL');
-      await tunnel.client.waitFor(/failed: control channel/);
-      await sleep(500);
-      const server = spawnPorthole([serverArgs], FAST);
-      await server.ready;
-      await server.waitFor(/Tunnel ready/, 15_000);
-      await sleep(200);
-      assert.equal((await exchange(tunnel.port, Buffer.from('reconnected'))).toString(), 'reconnected');
-      assert.equal(await server.stop(), 0);
-    } finally {
-      assert.equal(await tunnel.client.stop(), 0);
       await echo.close();
     }
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 
 /** A port that is free for both TCP and UDP on `host` right now. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -85,8 +86,8 @@ export async function exchange(port: number, payload: Buffer, host = '127.0.0.1'
   return Buffer.concat(chunks);
 }
 
-/** Reads from a socket until it has `n` bytes or it ends. */
-export function readBytes(s: Socket, n: number, timeoutMs = 5000): Promise<Buffer> {
+/** Reads from a socket (or any stream) until it has `n` bytes or it ends. */
+export function readBytes(s: Readable, n: number, timeoutMs = 5000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let got = 0;

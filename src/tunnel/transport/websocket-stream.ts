@@ -1,0 +1,114 @@
+import { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+
+/** Largest message we send; bigger writes are split. NodePass writes at most 16–32 KiB per message. */
+export const MAX_MESSAGE = 256 * 1024;
+/** Largest message we accept (ws `maxPayload`): bounds what one frame from a garbage peer can make us buffer. */
+export const MAX_PAYLOAD = 1024 * 1024;
+/** Bytes handed to the socket but not yet written out above which a write waits (backpressure). */
+const SEND_HIGH_WATER = 512 * 1024;
+
+/**
+ * A WebSocket as a pool stream: each write goes out as one binary message, each binary message read is a chunk of
+ * the byte stream (NodePass's type 2: coder/websocket NetConn on the Go side).
+ *
+ * Backpressure both ways: reading pauses the socket while the consumer is behind (ws `pause`), writing waits while
+ * more than SEND_HIGH_WATER bytes are queued towards the socket. Nothing is buffered without bound.
+ *
+ * Half-close: a WebSocket has none (a Close frame ends both directions, and the peer answers it at once), but a relay
+ * needs it — an echo's reply still flows after the user's FIN. We send an **empty binary message** as end-of-stream
+ * and treat one received as the peer's FIN; the WebSocket closes (code 1000) once both directions have ended. This
+ * stays compatible with NodePass: its NetConn reads an empty message as a 0-byte read and never writes one itself (Go's
+ * io.Copy never writes 0 bytes), and a NodePass peer simply closes the WebSocket when its copy ends, which ends this
+ * stream as a Close frame does.
+ */
+export class WebSocketStream extends Duplex {
+  private inflight = 0;
+  /** The end of the readable side was pushed (the peer's FIN marker, or its Close). */
+  private eof = false;
+  private waitingWrite: (() => void) | undefined;
+
+  constructor(private readonly ws: WebSocket) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        this.destroy(new Error('text message on a binary pool stream'));
+        return;
+      }
+      if (data.length === 0) {
+        this.endReadable();
+        return;
+      }
+      if (this.eof) {
+        this.destroy(new Error('data after the end of stream'));
+        return;
+      }
+      if (!this.push(data)) ws.pause();
+    });
+    ws.on('close', () => {
+      // The peer closed (or the socket died): nothing more arrives, nothing more can be sent. Bytes already received
+      // but not yet read are still delivered; with none, the stream is done now (an idle pool member leaves the pool).
+      if (this.destroyed) return;
+      if (this.readableLength === 0) {
+        this.destroy();
+        return;
+      }
+      this.endReadable();
+      if (!this.writableEnded) this.end();
+    });
+    ws.on('error', (err) => this.destroy(err));
+  }
+
+  /** The underlying WebSocket (for its TLS socket or close code). */
+  get webSocket(): WebSocket {
+    return this.ws;
+  }
+
+  private endReadable(): void {
+    if (this.eof) return;
+    this.eof = true;
+    this.push(null);
+  }
+
+  override _read(): void {
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      callback(new Error('WebSocket is closed'));
+      return;
+    }
+    for (let at = 0; at < chunk.length; at += MAX_MESSAGE) this.send(chunk.subarray(at, at + MAX_MESSAGE));
+    if (this.inflight < SEND_HIGH_WATER) callback();
+    else this.waitingWrite = () => callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.send(Buffer.alloc(0));
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const { readyState } = this.ws;
+    if (readyState === WebSocket.OPEN || readyState === WebSocket.CONNECTING) {
+      // A clean end (both directions done) closes politely; a failure drops the connection.
+      if (error === null && this.readableEnded && this.writableFinished) this.ws.close(1000);
+      else this.ws.terminate();
+    }
+    callback(error);
+  }
+
+  private send(message: Buffer): void {
+    this.inflight += message.length;
+    this.ws.send(message, { binary: true, compress: false }, () => {
+      this.inflight -= message.length;
+      if (this.waitingWrite !== undefined && this.inflight < SEND_HIGH_WATER) {
+        const resume = this.waitingWrite;
+        this.waitingWrite = undefined;
+        resume();
+      }
+    });
+  }
+}
