@@ -162,6 +162,9 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
     socket.pause();
     handle.reading = false;
     handle.readStop?.();
+    // Any later read(0) or resume() (e.g. one a caller scheduled for the next tick before handing over) would start
+    // libuv reading again and race the addon for the bytes; with _read a no-op JS never reads this socket again.
+    (socket as unknown as { _read: () => void })._read = () => {};
     socket.setTimeout(0); // no reads or writes reach JS any more: its idle timer would fire on a busy session
     socket.setNoDelay(true);
   }

@@ -341,6 +341,47 @@ describe('splice relay', () => {
       await withTimeout(peerGone(targetSocket), 10_000, 'target sees the session end');
     });
 
+    test('a resume() already scheduled in JS when the pair is handed over does not take bytes from the addon', async () => {
+      const size = 8 * 1024 * 1024;
+      const payload = randomBytes(size);
+      let targetGot: Promise<{ sha: string; bytes: number }> | undefined;
+      const target = await tcpServer((s) => {
+        targetGot = hashUntilEnd(s);
+        void sendAll(s, payload);
+      });
+      targets.push(target);
+      let stolen = 0;
+      let ended: Promise<Error | undefined> | undefined;
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (user) => {
+        const out = connect({ port: target.port, host: '127.0.0.1', allowHalfOpen: true }, () => {
+          // As Relay.startDown() does before startUp(): a 'data' listener and resume(), whose read starts next tick.
+          out.on('data', (c: Buffer) => {
+            stolen += c.length;
+          });
+          out.resume();
+          ended = new Promise((resolve) => {
+            const flows = { up: new CountingFlow(), down: new CountingFlow(), idleTimeout: 0, onEnd: resolve };
+            assert.ok(spliceRelay(user, out, flows));
+          });
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const user = await connectTcp((server.address() as { port: number }).port);
+      const got = hashUntilEnd(user);
+      user.end('hi');
+      const result = await withTimeout(got, 30_000, 'user side');
+      assert.equal(stolen, 0);
+      assert.equal(result.bytes, size);
+      assert.equal(result.sha, sha(payload));
+      assert.ok(targetGot);
+      assert.equal((await withTimeout(targetGot, 10_000, 'target side')).bytes, 2);
+      assert.ok(ended);
+      assert.equal(await withTimeout(ended, 10_000, 'session end'), undefined);
+      user.destroy();
+      server.close();
+    });
+
     test('TLS, rate-limited or JS-buffered pairs are not eligible and stay untouched', async () => {
       const target = await tcpServer((s) => s.resume());
       targets.push(target);
