@@ -8,7 +8,8 @@
 // Needs dist/ (npm run build), the addon (npm ci builds it), iperf3 and socat. Everything listens on 127.0.0.1;
 // every process is stopped by pid on exit. Knobs: BENCH_DURATION (iperf3 seconds per run, 3), BENCH_REPEATS (rounds,
 // 3), BENCH_BASE_PORT (first port to try, 25400), BENCH_HOPS ("1,2"),
-// BENCH_PIPE_SIZE (bytes per splice pipe, the relay's default 256 KiB).
+// BENCH_PIPE_SIZE (bytes per splice pipe, the relay's default 256 KiB), BENCH_TUNNEL=1 (adds the dual-end tunnel,
+// tls=0, with PORTHOLE_SPLICE=0 and as built, compared with two socat hops; needs BENCH_HOPS to include 2).
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,6 +20,7 @@ const duration = Number(process.env.BENCH_DURATION ?? 3);
 const repeats = Number(process.env.BENCH_REPEATS ?? 3);
 const basePort = Number(process.env.BENCH_BASE_PORT ?? 25400);
 const hopCounts = (process.env.BENCH_HOPS ?? '1,2').split(',').map(Number);
+const tunnel = process.env.BENCH_TUNNEL === '1';
 const log = (msg) => process.stderr.write(`[splice-ab ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 const children = [];
@@ -29,8 +31,8 @@ function stopAll() {
 process.on('exit', stopAll);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
-function start(name, command, args) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(name, command, args, env = process.env) {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += d;
@@ -78,7 +80,7 @@ function iperf(port) {
 }
 
 const kinds = ['socat', 'js', 'splice'];
-const needed = 1 + hopCounts.reduce((sum, hops) => sum + hops * kinds.length, 0);
+const needed = 1 + hopCounts.reduce((sum, hops) => sum + hops * kinds.length, 0) + (tunnel ? 4 : 0);
 const ports = execFileSync(process.execPath, [join(here, 'free-ports.mjs'), String(needed), String(basePort)], {
   encoding: 'utf8',
 })
@@ -111,7 +113,40 @@ for (const hops of hopCounts) {
       if (kind !== 'socat') pids.push(child.pid);
       target = listen;
     }
-    paths.push({ name: `${kind} ×${hops}`, port: target, pids });
+    paths.push({ name: `${kind} ×${hops}`, port: target, pids, compare: `socat ×${hops}` });
+  }
+}
+
+// The real dual-end tunnel (server + client, tls=0), once with the splice path turned off and once as built: this
+// measures Relay's use of the addon, so both rows match where Relay does not use it.
+if (tunnel) {
+  const root = join(here, '..');
+  for (const [label, splice] of [
+    ['tunnel, PORTHOLE_SPLICE=0', '0'],
+    ['tunnel, as built', '1'],
+  ]) {
+    const tunnelPort = ports.shift();
+    const listen = ports.shift();
+    const env = { ...process.env, PORTHOLE_SPLICE: splice };
+    const server = start(
+      `${label} server`,
+      process.execPath,
+      [
+        join(root, 'dist', 'cli', 'main.js'),
+        `server://benchkey@127.0.0.1:${tunnelPort}/127.0.0.1:${iperfPort}?mode=2&tls=0&log=warn`,
+      ],
+      env,
+    );
+    const client = start(
+      `${label} client`,
+      process.execPath,
+      [
+        join(root, 'dist', 'cli', 'main.js'),
+        `client://benchkey@127.0.0.1:${tunnelPort}/127.0.0.1:${listen}?mode=2&log=warn`,
+      ],
+      env,
+    );
+    paths.push({ name: label, port: listen, pids: [server.pid, client.pid], compare: 'socat ×2' });
   }
 }
 
@@ -145,7 +180,7 @@ const lines = [
   `splice A/B, iperf3 single stream, ${repeats} alternating rounds of ${duration}s, ${new Date().toISOString()}, ` +
     `Node ${process.version}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`,
   '',
-  '| path | median Gbit/s | min–max | × socat same hops | × direct | relay CPU s/GiB (median) |',
+  '| path | median Gbit/s | min–max | × socat, same hops | × direct | relay CPU s/GiB (median) |',
   '| --- | ---: | ---: | ---: | ---: | ---: |',
 ];
 const direct = median(results.get('direct').gbps);
@@ -153,11 +188,10 @@ for (const path of paths) {
   const r = results.get(path.name);
   const m = median(r.gbps);
   const valid = r.gbps.filter((x) => !Number.isNaN(x));
-  const hops = path.name.split('×')[1];
-  const socat = hops ? median(results.get(`socat ×${hops}`).gbps) : Number.NaN;
+  const socat = path.compare && results.has(path.compare) ? median(results.get(path.compare).gbps) : Number.NaN;
   lines.push(
     `| ${path.name} | ${fmt(m)} | ${fmt(Math.min(...valid))}–${fmt(Math.max(...valid))} | ` +
-      `${hops ? fmt(m / socat) : ''} | ${fmt(m / direct)} | ${r.cpuPerGiB.length ? fmt(median(r.cpuPerGiB), 3) : ''} |`,
+      `${path.compare ? fmt(m / socat) : ''} | ${fmt(m / direct)} | ${r.cpuPerGiB.length ? fmt(median(r.cpuPerGiB), 3) : ''} |`,
   );
 }
 process.stdout.write(`${lines.join('\n')}\n`);
