@@ -183,15 +183,11 @@ static void *loop_main(void *arg) {
   (void)arg;
   struct epoll_event events[MAX_EVENTS];
   struct session *live = NULL;
+  int with_idle_timeout = 0; // live sessions that have one: only then does the thread wake up by itself
   int64_t last_idle_check = now_ms();
   for (;;) {
-    int timeout = -1;
-    for (struct session *s = live; s; s = s->next)
-      if (s->idle_timeout_ms > 0) {
-        timeout = IDLE_CHECK_MS;
-        break;
-      }
-    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, timeout);
+    int n = epoll_wait(epoll_fd, events, MAX_EVENTS, with_idle_timeout > 0 ? IDLE_CHECK_MS : -1);
+    int any_finished = 0;
     if (n < 0 && errno != EINTR) n = 0;
     int woken = 0;
     for (int i = 0; i < n; i++) {
@@ -207,6 +203,7 @@ static void *loop_main(void *arg) {
       if (s->finished) continue; // finished earlier in this batch; freed only after it
       if (events[i].events & EPOLLERR) check_socket_error(s, e->fd);
       run_session(s);
+      any_finished |= s->finished;
     }
     if (woken) {
       pthread_mutex_lock(&queue_lock);
@@ -218,6 +215,8 @@ static void *loop_main(void *arg) {
         fresh = s->next_new;
         s->next = live;
         live = s;
+        if (s->idle_timeout_ms > 0) with_idle_timeout++;
+        any_finished = 1; // registration may fail, or the first pump may finish the session
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
         ev.data.ptr = &s->user;
         if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s->user.fd, &ev) < 0) {
@@ -236,8 +235,11 @@ static void *loop_main(void *arg) {
       }
     }
     int64_t now = now_ms();
-    int idle_check = now - last_idle_check >= IDLE_CHECK_MS;
+    int idle_check = with_idle_timeout > 0 && now - last_idle_check >= IDLE_CHECK_MS;
     if (idle_check) last_idle_check = now;
+    // Walks the list only when something may have changed in it (a wake-up also carries cancels), so a busy thread
+    // does not pay for every live session on every batch of events.
+    if (!woken && !idle_check && !any_finished) continue;
     // Ends what finished in this round, after every event of the batch has been looked at.
     struct session **link = &live;
     while (*link) {
@@ -247,6 +249,7 @@ static void *loop_main(void *arg) {
         fail(s, ETIMEDOUT, "idle");
       if (s->finished) {
         *link = s->next;
+        if (s->idle_timeout_ms > 0) with_idle_timeout--;
         finish(s);
       } else {
         link = &s->next;
