@@ -104,12 +104,16 @@ for (const hops of hopCounts) {
               `TCP-LISTEN:${listen},bind=127.0.0.1,reuseaddr,fork,backlog=511`,
               `TCP:127.0.0.1:${target}`,
             ])
-          : start(`${kind} relay ${listen}`, process.execPath, [
-              join(here, 'splice-ab-relay.mjs'),
-              kind,
-              listen,
-              target,
-            ]);
+          : start(
+              `${kind} relay ${listen}`,
+              process.execPath,
+              [join(here, 'splice-ab-relay.mjs'), kind, listen, target],
+              {
+                ...process.env,
+                // Keeps the JS rows on the JS path even once Relay itself hands eligible pairs to the addon.
+                PORTHOLE_SPLICE: kind === 'js' ? '0' : '1',
+              },
+            );
       if (kind !== 'socat') pids.push(child.pid);
       target = listen;
     }

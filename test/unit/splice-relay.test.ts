@@ -44,11 +44,12 @@ interface Session {
 async function spliceServer(
   targetPort: number,
   idleTimeout = 0,
+  host = '127.0.0.1',
 ): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
   const sessions: Session[] = [];
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (user) => {
     user.on('error', () => {});
-    const target = connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
+    const target = connect({ port: targetPort, host, allowHalfOpen: true });
     target.on('error', () => {});
     const up = new CountingFlow();
     const down = new CountingFlow();
@@ -69,7 +70,7 @@ async function spliceServer(
       if (!session.spliced) resolveEnded(new Error('not spliced'));
     });
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   return {
     port: (server.address() as { port: number }).port,
@@ -380,6 +381,21 @@ describe('splice relay', () => {
       assert.equal(await withTimeout(ended, 10_000, 'session end'), undefined);
       user.destroy();
       server.close();
+    });
+
+    test('over IPv6 loopback too: 4 MiB echoed intact', async () => {
+      const target = await tcpServer((s) => s.pipe(s), '::1');
+      targets.push(target);
+      const relay = await spliceServer(target.port, 0, '::1');
+      relays.push(relay);
+      const payload = randomBytes(4 * 1024 * 1024);
+      const user = await connectTcp(relay.port, '::1');
+      const got = hashUntilEnd(user);
+      await sendAll(user, payload);
+      const result = await withTimeout(got, 30_000, 'echo');
+      assert.equal(result.sha, sha(payload));
+      assert.ok((relay.sessions[0] as Session).spliced);
+      user.destroy();
     });
 
     test('TLS, rate-limited or JS-buffered pairs are not eligible and stay untouched', async () => {
