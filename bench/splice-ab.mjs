@@ -117,7 +117,13 @@ for (const hops of hopCounts) {
       if (kind !== 'socat') pids.push(child.pid);
       target = listen;
     }
-    paths.push({ name: `${kind} ×${hops}`, port: target, pids, compare: `socat ×${hops}` });
+    paths.push({
+      name: `${kind} ×${hops}`,
+      port: target,
+      pids,
+      compare: `socat ×${hops}`,
+      pair: kind === 'splice' ? `js ×${hops}` : undefined,
+    });
   }
 }
 
@@ -150,7 +156,13 @@ if (tunnel) {
       ],
       env,
     );
-    paths.push({ name: label, port: listen, pids: [server.pid, client.pid], compare: 'socat ×2' });
+    paths.push({
+      name: label,
+      port: listen,
+      pids: [server.pid, client.pid],
+      compare: 'socat ×2',
+      pair: splice === '1' ? 'tunnel, PORTHOLE_SPLICE=0' : undefined,
+    });
   }
 }
 
@@ -184,10 +196,20 @@ const lines = [
   `splice A/B, iperf3 single stream, ${repeats} alternating rounds of ${duration}s, ${new Date().toISOString()}, ` +
     `Node ${process.version}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`,
   '',
-  '| path | median Gbit/s | min–max | × socat, same hops | × direct | relay CPU s/GiB (median) |',
-  '| --- | ---: | ---: | ---: | ---: | ---: |',
+  '| path | median Gbit/s | min–max | × socat, same hops | × direct | relay CPU s/GiB (median) | ' +
+    '× JS, paired by round: median (min–max) |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
 ];
 const direct = median(results.get('direct').gbps);
+/** Round-by-round ratios against the path's JS twin: both ran in the same round, so they saw the same load. */
+function pairedRatios(path) {
+  if (!path.pair || !results.has(path.pair)) return '';
+  const mine = results.get(path.name).gbps;
+  const theirs = results.get(path.pair).gbps;
+  const ratios = mine.map((x, i) => x / theirs[i]).filter((x) => Number.isFinite(x));
+  if (ratios.length === 0) return 'n/a';
+  return `${fmt(median(ratios))} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
+}
 for (const path of paths) {
   const r = results.get(path.name);
   const m = median(r.gbps);
@@ -195,7 +217,8 @@ for (const path of paths) {
   const socat = path.compare && results.has(path.compare) ? median(results.get(path.compare).gbps) : Number.NaN;
   lines.push(
     `| ${path.name} | ${fmt(m)} | ${fmt(Math.min(...valid))}–${fmt(Math.max(...valid))} | ` +
-      `${path.compare ? fmt(m / socat) : ''} | ${fmt(m / direct)} | ${r.cpuPerGiB.length ? fmt(median(r.cpuPerGiB), 3) : ''} |`,
+      `${path.compare ? fmt(m / socat) : ''} | ${fmt(m / direct)} | ${r.cpuPerGiB.length ? fmt(median(r.cpuPerGiB), 3) : ''} | ` +
+      `${pairedRatios(path)} |`,
   );
 }
 process.stdout.write(`${lines.join('\n')}\n`);
