@@ -266,15 +266,25 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
+// Closes what a failed ensure_thread() opened, keeping its errno, so the next start() tries afresh.
+static int thread_setup_failed(void) {
+  int err = errno;
+  if (wake_fd >= 0) close(wake_fd);
+  if (epoll_fd >= 0) close(epoll_fd);
+  wake_fd = epoll_fd = -1;
+  errno = err;
+  return -1;
+}
+
 static int ensure_thread(void) {
   if (thread_started) return 0;
   epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) return -1;
+  if (epoll_fd < 0) return thread_setup_failed();
   wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd < 0) return -1;
+  if (wake_fd < 0) return thread_setup_failed();
   struct epoll_event ev = {.events = EPOLLIN};
   ev.data.ptr = NULL;
-  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev) < 0) return -1;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev) < 0) return thread_setup_failed();
   pthread_t thread;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -283,7 +293,7 @@ static int ensure_thread(void) {
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     errno = rc;
-    return -1;
+    return thread_setup_failed();
   }
   thread_started = 1;
   return 0;

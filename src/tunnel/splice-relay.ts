@@ -155,6 +155,7 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
 
   // Stop libuv reading (pause() alone would let it read one more chunk into JS); this is synchronous, and nothing was
   // buffered when checked above in this same tick, so no byte can be left behind in JS.
+  const savedTimeouts = [user.timeout, target.timeout];
   for (const [socket, handle] of [
     [user, userHandle],
     [target, targetHandle],
@@ -170,31 +171,42 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
   }
 
   let ended = false;
-  const session = addon.start(
-    userHandle.fd as number,
-    targetHandle.fd as number,
-    Math.max(0, Math.floor(options.idleTimeout)),
-    options.pipeSize ?? DEFAULT_PIPE_SIZE,
-    (nativeError, up, down) => {
-      ended = true;
-      flushCounters(session, up, down);
-      live.delete(session);
-      if (live.size === 0 && flushTimer !== undefined) {
-        clearInterval(flushTimer);
-        flushTimer = undefined;
-      }
-      let error: Error | undefined;
-      if (nativeError !== null) {
-        error =
-          nativeError.code === 'ETIMEDOUT'
-            ? Object.assign(new Error(`idle for ${options.idleTimeout}ms`), { code: 'ETIMEDOUT' })
-            : nativeError;
-      }
-      options.onEnd?.(error);
-      user.destroy();
-      target.destroy();
-    },
-  );
+  let session: NativeSession;
+  const onDone = (nativeError: (Error & { code?: string }) | null, up: number, down: number) => {
+    ended = true;
+    flushCounters(session, up, down);
+    live.delete(session);
+    if (live.size === 0 && flushTimer !== undefined) {
+      clearInterval(flushTimer);
+      flushTimer = undefined;
+    }
+    let error: Error | undefined;
+    if (nativeError !== null) {
+      error =
+        nativeError.code === 'ETIMEDOUT'
+          ? Object.assign(new Error(`idle for ${options.idleTimeout}ms`), { code: 'ETIMEDOUT' })
+          : nativeError;
+    }
+    options.onEnd?.(error);
+    user.destroy();
+    target.destroy();
+  };
+  try {
+    session = addon.start(
+      userHandle.fd as number,
+      targetHandle.fd as number,
+      Math.max(0, Math.floor(options.idleTimeout)),
+      options.pipeSize ?? DEFAULT_PIPE_SIZE,
+      onDone,
+    );
+  } catch {
+    // The addon could not take the pair (out of fds for its pipes, say): give it back to JS as it was.
+    [user, target].forEach((socket, i) => {
+      delete (socket as unknown as { _read?: () => void })._read;
+      if (savedTimeouts[i]) socket.setTimeout(savedTimeouts[i] as number);
+    });
+    return undefined;
+  }
   live.set(session, { addon, up: options.up, down: options.down, seen: [0, 0] });
   ensureFlushTimer();
 
