@@ -276,7 +276,7 @@ static int thread_setup_failed(void) {
   return -1;
 }
 
-static int ensure_thread(void) {
+static int start_thread_locked(void) {
   if (thread_started) return 0;
   epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd < 0) return thread_setup_failed();
@@ -297,6 +297,16 @@ static int ensure_thread(void) {
   }
   thread_started = 1;
   return 0;
+}
+
+// Under the queue lock: worker threads each load the addon and may call start() at the same time.
+static int ensure_thread(void) {
+  pthread_mutex_lock(&queue_lock);
+  int rc = start_thread_locked();
+  int err = errno;
+  pthread_mutex_unlock(&queue_lock);
+  errno = err;
+  return rc;
 }
 
 static void wake(void) {
