@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { spliceRelay } from './splice-relay.js';
 import type { Flow } from './traffic.js';
 
 export interface RelayOptions {
@@ -53,7 +54,29 @@ export class Relay {
       this.target.write(head);
     }
     if (userEnded) this.target.end();
-    else pump(this.user, this.target, this.options.up, this.idleTimer);
+    else if (!this.startSplice()) pump(this.user, this.target, this.options.up, this.idleTimer);
+  }
+
+  /**
+   * Hands both directions to the splice(2) addon when it is built and the pair is eligible (two plain TCP sockets, no
+   * rate limit, nothing buffered in JS: see splice-relay.ts and docs/splice-relay.md). The addon counts and enforces
+   * the idle timeout itself; when it ends, an error goes through fail() and both sockets are destroyed, so 'close'
+   * and onClose work as in the JS path. PORTHOLE_SPLICE=0 turns it off.
+   */
+  private startSplice(): boolean {
+    if (!(this.user instanceof Socket) || !(this.target instanceof Socket)) return false;
+    const session = spliceRelay(this.user, this.target, {
+      up: this.options.up,
+      down: this.options.down,
+      idleTimeout: this.options.idleTimeout,
+      onEnd: (error) => {
+        if (error) this.fail(error);
+      },
+    });
+    if (session === undefined) return false;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    return true;
   }
 
   startDown(): void {
