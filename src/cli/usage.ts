@@ -26,7 +26,8 @@ Parameters (absent = default; an invalid value is an error):
   slot=65536    concurrent sessions (0 = unlimited)    proxy=0  1 = send a PROXY v1 header to the target
   block=0       refuse 1 SOCKS, 2 HTTP, 3 TLS (digits combine: block=23)
   notcp=0       1 = no TCP                             noudp=0  1 = no UDP
-  min=64 max=1024 type=0 sni=HOST                      (dual-end tunnels)
+  min=64 max=1024 sni=HOST                             (dual-end tunnels)
+  type=0        server pool: 0 TCP | 2 WebSocket | 3 HTTP/2 (1 QUIC: refused at start)
 
 Environment: NP_TCP_DIAL_TIMEOUT, NP_UDP_READ_TIMEOUT, NP_REPORT_INTERVAL, NP_SHUTDOWN_TIMEOUT, ... (NodePass's
 names and defaults). SIGINT/SIGTERM stop cleanly.
