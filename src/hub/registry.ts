@@ -12,8 +12,17 @@ export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
 
-function utcDay(d = new Date()): string {
-  return d.toISOString().slice(0, 10);
+const DAY_MS = 86_400_000;
+let cachedDay = '';
+let cachedDayStart = Number.NaN;
+
+/** Today's UTC date (YYYY-MM-DD). Called for every relayed chunk, so the string is only rebuilt when the day turns. */
+function utcDay(now = Date.now()): string {
+  if (!(now >= cachedDayStart && now < cachedDayStart + DAY_MS)) {
+    cachedDayStart = now - (now % DAY_MS);
+    cachedDay = new Date(cachedDayStart).toISOString().slice(0, 10);
+  }
+  return cachedDay;
 }
 
 /** Tokens and tunnels as the hub keeps them (the persistent part of its state). */
