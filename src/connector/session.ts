@@ -10,6 +10,7 @@ import {
   type PortRule,
   randomHex,
   readFrame,
+  type SiteClaim,
 } from '../hub/protocol.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { type HubDialer, RefusedError, tunnelInfo } from './hub-dialer.js';
@@ -31,6 +32,8 @@ export interface SessionHandlers {
   onPortmaps(message: MessageOf<'portmaps'>): void;
   /** A stream from the hub, claimed from the pool: the handler owns the socket. */
   onStream(open: MessageOf<'open'>, socket: Socket): void;
+  /** The sites this tunnel serves, claimed at the hub after welcome. */
+  sites(): SiteClaim[];
 }
 
 interface Identity {
@@ -137,6 +140,7 @@ export class HubSession {
     this.control.resume();
     const rules = this.handlers.onPorts(Array.isArray(ports) ? ports : [], true);
     if (rules) this.send({ type: 'rules', ports: rules });
+    this.sendSites(this.handlers.sites());
     this.inbound.onServe = () => this.fillInbound();
     this.outbound.onServe = () => this.fillOutbound();
     this.fillInbound();
@@ -156,6 +160,10 @@ export class HubSession {
 
   sendRules(ports: PortRule[]): void {
     this.send({ type: 'rules', ports });
+  }
+
+  sendSites(sites: SiteClaim[]): void {
+    this.send({ type: 'sites', sites });
   }
 
   /** Sends a control request (allocate / release) and waits for its reply. */
@@ -273,6 +281,11 @@ export class HubSession {
       }
       case 'portmaps':
         this.handlers.onPortmaps(frame);
+        return;
+      case 'sites-refused':
+        for (const r of Array.isArray(frame.refused) ? frame.refused : []) {
+          this.logger.error(`site ${String(r.domain)} refused by the hub: ${String(r.error)}`);
+        }
         return;
       case 'shutdown':
         this.close(`the hub shut the tunnel down: ${frame.reason}`, true);
