@@ -96,7 +96,7 @@ export class Connector {
   ) {
     const dialer = new HubDialer(config.hub, config);
     this.portmaps = new PortmapListeners(() => this.keeper.session, logger);
-    this.sites = new SiteStreams(() => this.config.https, logger);
+    this.sites = new SiteStreams(() => this.config.https, logger, config.secret);
     this.keeper = new SessionKeeper(
       dialer,
       { tunnelId: config.tunnelId, secret: config.secret, name: config.name },

@@ -5,8 +5,10 @@ import type { Logger } from '../common/logger.js';
 import type { MessageOf } from '../hub/protocol.js';
 import type { Http } from '../hub/rules.js';
 import { Relay } from '../tunnel/relay.js';
+import { guard } from './site-auth.js';
 import { SiteProxy, type StreamContext, simple } from './site-proxy.js';
 import { SiteCertificates } from './site-tls.js';
+import { serveStatic } from './static-files.js';
 
 const DIAL_TIMEOUT = 10_000;
 
@@ -22,6 +24,8 @@ export class SiteStreams {
   constructor(
     private readonly sites: () => Http[],
     private readonly logger: Logger,
+    /** Keys the login cookies of password-protected sites (the tunnel secret). */
+    private readonly secret: string,
   ) {
     this.certificates = new SiteCertificates(logger);
     this.proxy = new SiteProxy(
@@ -91,7 +95,10 @@ export class SiteStreams {
     });
   }
 
-  /** Answers that need no upstream: HTTP→HTTPS redirect, redirectURL. True when the request was answered. */
+  /**
+   * Answers that need no upstream, in order: HTTP→HTTPS redirect, redirectURL, basic auth / password, webRoot.
+   * True when the request was answered here.
+   */
   private before(req: IncomingMessage, res: ServerResponse, site: Http, ctx: StreamContext): boolean {
     if (site.redirect && ctx.proto === 'http') {
       const host = req.headers.host ?? site.domain;
@@ -100,6 +107,15 @@ export class SiteStreams {
     }
     if (site.redirectURL) {
       simple(res, 302, `Moved to ${site.redirectURL}.`, { location: site.redirectURL });
+      return true;
+    }
+    if (guard(req, res, site, this.secret, ctx.proto === 'https')) return true;
+    if (site.webRoot) {
+      serveStatic(req, res, site.webRoot).catch((err: Error) => {
+        this.logger.warn(`site ${site.domain}: ${err.message}`);
+        if (!res.headersSent) simple(res, 500, 'Internal error.');
+        else res.destroy();
+      });
       return true;
     }
     return false;
