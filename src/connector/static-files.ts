@@ -100,7 +100,7 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
   const inm = req.headers['if-none-match'];
   const ims = req.headers['if-modified-since'];
   if (
-    (inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*')) ||
+    inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*') ||
     (inm === undefined && ims !== undefined && Date.parse(ims) >= Math.floor(info.mtimeMs / 1000) * 1000)
   ) {
     res.writeHead(304, { etag, 'last-modified': lastModified });
