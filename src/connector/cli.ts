@@ -15,6 +15,7 @@ import {
 } from './config.js';
 import { Connector } from './connector.js';
 import { HubDialer, register, tunnelInfo } from './hub-dialer.js';
+import { startQuickTunnel } from './quick-tunnel.js';
 import { hashSecret } from './site-auth.js';
 
 export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porthole hub
@@ -31,6 +32,8 @@ export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porth
       [--rewrite-host H] [--insecure-upstream] [--basic-auth USER:PASS] [--password PW]
   porthole connector route http rm --domain D
   porthole connector route http ls
+  porthole connector http <port> [--webroot DIR] [--domain D]   quick site for this run (not saved)
+  porthole connector tcp <port>                                 quick TCP port for this run (released on stop)
 Every command takes --config PATH (default $PORTHOLE_CONNECTOR_CONFIG or ~/.porthole/connector.json).
 `;
 
@@ -209,6 +212,34 @@ export async function runConnector(
     }
     case 'route':
       return routeCommand(flags, path, print);
+    case 'http':
+    case 'tcp': {
+      allowOnly(flags, ['--config', '--log', '--webroot', '--domain']);
+      const [portText] = flags.rest;
+      const webRoot = flags.values.get('--webroot');
+      if (command === 'tcp' && (webRoot !== undefined || flags.values.has('--domain'))) {
+        throw new ConfigError('tcp: --webroot and --domain are for http', 'tcp');
+      }
+      const port = portText !== undefined && /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+      if (!(port >= 1 && port <= 65535) && !(command === 'http' && webRoot !== undefined && portText === undefined)) {
+        throw new ConfigError(`${command}: expected a local port 1-65535, got "${portText ?? ''}"`, command);
+      }
+      const config = await loadConfig(path);
+      const logger = new Logger((flags.values.get('--log') ?? 'info') as LogLevel);
+      const quick = await startQuickTunnel(
+        command,
+        config,
+        {
+          ...(Number.isFinite(port) ? { port } : {}),
+          ...(webRoot !== undefined ? { webRoot } : {}),
+          ...(flags.values.has('--domain') ? { domain: flags.values.get('--domain') as string } : {}),
+        },
+        logger,
+        print,
+      );
+      if (process.send !== undefined && process.connected) process.send({ type: 'ready' });
+      return { stop: () => quick.stop() };
+    }
     default:
       throw new ConfigError(`connector: unknown command "${command ?? ''}"\n${CONNECTOR_USAGE}`, 'command');
   }

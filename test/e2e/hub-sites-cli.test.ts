@@ -11,9 +11,11 @@ import {
   startConnector,
   startHub,
   tempDir,
+  transfer,
   until,
 } from '../helpers/hub.js';
-import { runPorthole } from '../helpers/porthole.js';
+import { echoServer } from '../helpers/net.js';
+import { runPorthole, spawnPorthole } from '../helpers/porthole.js';
 
 /** fetch() will not send a Host of our choosing; node:http does. */
 function status(port: number, host: string, headers: Record<string, string> = {}): Promise<number> {
@@ -100,5 +102,46 @@ describe('connector CLI: route http add | rm | ls', () => {
     assert.equal(rm.code, 0, rm.output);
     await until(async () => (await status(hub.httpPort, 'guarded.test')) === 404, 'guarded.test unrouted');
     assert.equal(await status(hub.httpPort, 'static.test'), 200);
+  });
+
+  test('quick tunnels: tcp <port> forwards a fresh hub port for the run; http --webroot serves a site, unsaved', async () => {
+    const quickConfig = await configureConnector(hub, 'quick', dir);
+    const saved = readFileSync(quickConfig, 'utf8');
+    const echo = await echoServer();
+    const tcp = spawnPorthole(['connector', 'tcp', String(echo.port), '--config', quickConfig]);
+    try {
+      const line = await tcp.waitFor(/tcp: \S+:(\d+) -> 127\.0\.0\.1:\d+/, 15_000);
+      const port = Number(/tcp: \S+:(\d+)/.exec(line)?.[1]);
+      await until(
+        async () =>
+          (await transfer(port, Buffer.from('quick'), 'quick').catch(() => Buffer.alloc(0))).toString() === 'quick',
+        'quick tcp port echoes',
+      );
+      await tcp.stop();
+      assert.equal(readFileSync(quickConfig, 'utf8'), saved);
+      const http = spawnPorthole([
+        'connector',
+        'http',
+        '--webroot',
+        join(dir, 'www'),
+        '--domain',
+        'quick.test',
+        '--config',
+        quickConfig,
+      ]);
+      try {
+        await http.waitFor(/http: http:\/\/quick\.test\/ -> /, 15_000);
+        await until(async () => (await status(hub.httpPort, 'quick.test')) === 200, 'quick.test routed');
+      } finally {
+        await http.stop();
+      }
+      assert.equal(readFileSync(quickConfig, 'utf8'), saved);
+      const bad = await runPorthole(['connector', 'tcp', 'notaport', '--config', quickConfig]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.output, /expected a local port/);
+    } finally {
+      await tcp.stop();
+      await echo.close();
+    }
   });
 });
