@@ -104,6 +104,7 @@ export class Connector {
       {
         onPorts: (ports, atWelcome) => this.onHubPorts(ports, atWelcome),
         onPortmaps: (m) => void this.serial(() => this.onHubPortmaps(m)).catch(() => {}),
+        onSites: (m) => void this.serial(() => this.onHubSites(m)).catch(() => {}),
         onStream: (open, socket) => this.onStream(open, socket),
         sites: () => this.siteClaims(),
       },
@@ -203,6 +204,24 @@ export class Connector {
       this.logger.info(`port mappings changed by the hub admin (${updates.length} set, ${removals.length} removed)`);
     } catch (err) {
       this.logger.error(`port mappings from the hub admin not applied: ${(err as Error).message}`);
+    }
+  }
+
+  /** Site changes from the hub admin: all or nothing, saved, then claimed at the hub. */
+  private async onHubSites(message: MessageOf<'https'>): Promise<void> {
+    try {
+      const updates = (Array.isArray(message.update) ? message.update : []).map(checkHttp);
+      const removals = (Array.isArray(message.remove) ? message.remove : []).map((d) => String(d).toLowerCase());
+      const kept = this.config.https.filter(
+        (h) =>
+          !removals.includes(h.domain.toLowerCase()) &&
+          !updates.some((u) => u.domain.toLowerCase() === h.domain.toLowerCase()),
+      );
+      this.config.https = [...kept, ...updates];
+      await this.persist();
+      this.logger.info(`sites changed by the hub admin (${updates.length} set, ${removals.length} removed)`);
+    } catch (err) {
+      this.logger.error(`sites from the hub admin not applied: ${(err as Error).message}`);
     }
   }
 

@@ -30,6 +30,8 @@ export interface SessionHandlers {
   /** The hub's ports for this tunnel (at welcome and after admin changes); returns the rules to send back. */
   onPorts(ports: PortRule[], atWelcome: boolean): PortRule[] | undefined;
   onPortmaps(message: MessageOf<'portmaps'>): void;
+  /** The hub admin changed this connector's sites. */
+  onSites(message: MessageOf<'https'>): void;
   /** A stream from the hub, claimed from the pool: the handler owns the socket. */
   onStream(open: MessageOf<'open'>, socket: Socket): void;
   /** The sites this tunnel serves, claimed at the hub after welcome. */
@@ -281,6 +283,9 @@ export class HubSession {
       }
       case 'portmaps':
         this.handlers.onPortmaps(frame);
+        return;
+      case 'https':
+        this.handlers.onSites(frame);
         return;
       case 'sites-refused':
         for (const r of Array.isArray(frame.refused) ? frame.refused : []) {

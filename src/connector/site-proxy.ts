@@ -131,7 +131,7 @@ export class SiteProxy {
     const ctx = this.context(req);
     const site = ctx ? this.siteOf(ctx.domain) : undefined;
     if (!ctx || !site) {
-      simple(res, 502, `No site ${ctx?.domain ?? ''} on this connector.`);
+      simple(res, 404, `No site ${ctx?.domain ?? ''} on this connector.`);
       return;
     }
     if (this.before(req, res, site, ctx)) return;

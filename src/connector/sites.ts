@@ -44,14 +44,15 @@ export class SiteStreams {
     socket.on('error', () => {});
     const domain = typeof open.domain === 'string' ? open.domain : '';
     const site = this.find(domain);
-    if (!site) {
-      this.logger.warn(`stream for site "${domain}": no such site here; closed`);
-      socket.destroy();
-      return;
-    }
     const client = typeof open.client?.address === 'string' ? open.client.address : '';
     if (open.kind === 'http') {
-      this.proxy.serve(socket, { domain: site.domain, client, proto: 'http' });
+      // A site removed a moment ago may still be routed here until the hub has our new claims: the proxy answers 404.
+      this.proxy.serve(socket, { domain: site?.domain ?? domain, client, proto: 'http' });
+      return;
+    }
+    if (!site) {
+      this.logger.warn(`TLS stream for site "${domain}": no such site here; closed`);
+      socket.destroy();
       return;
     }
     if (site.tls && site.destination) {

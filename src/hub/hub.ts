@@ -378,6 +378,11 @@ export class Hub {
     this.requireOnline(tunnel).send({ type: 'portmaps', update, remove });
   }
 
+  /** Admin changes to a tunnel's sites: validated here, applied and saved by the connector, which claims them. */
+  async updateSites(tunnel: StoredTunnel, update: unknown[], remove: string[]): Promise<void> {
+    this.requireOnline(tunnel).send({ type: 'https', update, remove });
+  }
+
   requireOnline(tunnel: StoredTunnel): Session {
     const session = this.sessions.get(tunnel.id);
     if (!session) {

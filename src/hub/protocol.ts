@@ -80,6 +80,7 @@ export type Message =
       client: { address: string; port: number };
     } // h>c
   | { type: 'sites'; sites: SiteClaim[] } // c>h: the sites this tunnel serves (after welcome and every change)
+  | { type: 'https'; update: unknown[]; remove: string[] } // h>c: admin changes to the connector's sites
   | { type: 'sites-refused'; refused: Array<{ domain: string; error: string }> } // h>c: domains another tunnel owns
   | { type: 'ping'; t: number } // both ways
   | { type: 'pong'; t: number } // both ways

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import {
+  admin,
   type ConnectorProcess,
   client,
   configureConnector,
@@ -377,6 +378,28 @@ describe('hub + connectors: HTTP and HTTPS sites', () => {
       assert.ok(!text.includes(Buffer.from(siteCert.key).toString('base64').slice(0, 60)), file);
     }
     assert.ok(!hub.output().includes(keyBody.slice(0, 60)));
+  });
+
+  test("hub admin http/update and http/remove change the connector's sites live and in its config", async () => {
+    const tunnelId = JSON.parse(readFileSync(a.configPath, 'utf8')).tunnelId;
+    const up = await admin(hub, 'POST', `/tunnel/traffic/http/update/${tunnelId}`, {
+      https: [{ domain: 'admin.test', destination: '127.0.0.1', port: originB.port }],
+    });
+    assert.equal(up.status, 200, JSON.stringify(up.body));
+    await until(async () => (await get(hub.httpPort, 'admin.test', '/')).status === 200, 'admin.test routed');
+    assert.equal(JSON.parse((await get(hub.httpPort, 'admin.test', '/')).body.toString()).origin, 'B');
+    assert.match(readFileSync(a.configPath, 'utf8'), /admin\.test/);
+    const info = await admin(hub, 'GET', `/tunnel/info/${tunnelId}`);
+    assert.ok(JSON.stringify(info.body).includes('admin.test'), JSON.stringify(info.body));
+    const rm = await admin(hub, 'POST', `/tunnel/traffic/http/remove/${tunnelId}`, { domains: ['admin.test'] });
+    assert.equal(rm.status, 200);
+    // The hub's own 404 page (HTML), not the connector's answer for a site it no longer has.
+    await until(async () => {
+      const r = await get(hub.httpPort, 'admin.test', '/');
+      return r.status === 404 && /No site admin\.test on this hub/.test(r.body.toString());
+    }, 'admin.test unrouted at the hub');
+    assert.doesNotMatch(readFileSync(a.configPath, 'utf8'), /admin\.test/);
+    assert.equal((await get(hub.httpPort, 'a.test', '/')).status, 200);
   });
 
   test('sites stop routing when their connector goes offline and come back with it', async () => {
