@@ -236,6 +236,23 @@ describe('hub + connectors: HTTP and HTTPS sites', () => {
     assert.match(String(unknown.headers['content-type']), /text\/html/);
   });
 
+  test('garbage, a request without Host and an oversized head get 400/431 from the hub; it keeps serving', async () => {
+    const answer = async (bytes: string) => {
+      const s = await connectTcp(hub.httpPort);
+      s.on('error', () => {});
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.write(bytes);
+      await Promise.race([once(s, 'close'), new Promise((r) => setTimeout(r, 10_000))]);
+      s.destroy();
+      return Buffer.concat(chunks).toString('latin1');
+    };
+    assert.match(await answer('\x16\x03\x01garbage\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    assert.match(await answer('GET / HTTP/1.1\r\nX: y\r\n\r\n'), /^HTTP\/1\.1 400 [\s\S]*no Host header/);
+    assert.match(await answer(`GET / HTTP/1.1\r\nHost: a.test\r\nX: ${'y'.repeat(20_000)}`), /^HTTP\/1\.1 431 /);
+    assert.equal((await get(hub.httpPort, 'a.test', '/')).status, 200);
+  });
+
   test('X-Forwarded-For/-Proto/-Host carry the client; Host passes unchanged without rewriteHost', async () => {
     const r = await get(hub.httpPort, 'a.test', '/h', { headers: { 'x-forwarded-for': '203.0.113.9' } });
     const seen = JSON.parse(r.body.toString()).headers;
