@@ -89,7 +89,7 @@ declare -A PORT=([direct/iperf]=$P_IPERF [direct/once]=$P_ONCE [direct/stream]=$
 hub_path() {
   local name=$1 tls=$2 tunnel=$3 api_port=$4 begin=$5 no_tls=()
   [ "$tls" = 0 ] && no_tls=(--no-tls)
-  start "$name" "$tunnel" node dist/cli/main.js hub --tunnel-listen "127.0.0.1:$tunnel" --admin-listen 127.0.0.1:0 \
+  start "$name" "$tunnel" node dist/cli/main.js hub --tunnel-listen "127.0.0.1:$tunnel" --admin-listen 127.0.0.1:0 --http-listen off --https-listen off \
     --public-bind 127.0.0.1 --state-dir "$WORK/$name" --port-range "$begin-$((begin + 49))" --token bench-token-0001 \
     --tls "$tls" --log warn
   timeout 30 node dist/cli/main.js connector configure --config "$WORK/$name.json" --hub "127.0.0.1:$tunnel" \

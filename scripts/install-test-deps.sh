@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the browser tests need from Debian: Chromium at /usr/bin/chromium (driven by playwright-core).
-# Idempotent: does nothing when it is already there. Called by .ci/run before the tests; run it by hand once on a
+# Installs what the tests and benchmarks need from Debian: Chromium at /usr/bin/chromium (driven by playwright-core,
+# dashboard tests), pebble (ACME test server, sites) and wrk (npm run bench:sites).
+# Idempotent: does nothing when they are already there. Called by .ci/run before the tests; run it by hand once on a
 # development machine (as root, or with sudo).
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
+if [ -x /usr/bin/chromium ] && command -v pebble >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -12,13 +13,13 @@ if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     exec sudo -n "$0" "$@"
   fi
-  echo "install-test-deps: /usr/bin/chromium is missing and installing it needs root." >&2
-  echo "  Run: sudo bash scripts/install-test-deps.sh   (or: apt-get install -y chromium)" >&2
+  echo "install-test-deps: chromium, pebble or wrk is missing and installing them needs root." >&2
+  echo "  Run: sudo bash scripts/install-test-deps.sh   (or: apt-get install -y chromium pebble wrk)" >&2
   exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-echo "install-test-deps: installing Debian's chromium for the dashboard browser tests"
+echo "install-test-deps: installing Debian's chromium (dashboard browser tests), pebble (ACME) and wrk (bench:sites)"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core pebble wrk >/dev/null
 /usr/bin/chromium --version

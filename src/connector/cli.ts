@@ -1,8 +1,9 @@
+import { resolve } from 'node:path';
 import { Logger } from '../common/logger.js';
 import { ConfigError } from '../config/errors.js';
 import type { LogLevel } from '../config/params.js';
 import { parseEndpoint } from '../config/url.js';
-import { checkPort } from '../hub/rules.js';
+import { checkHttp, checkPort, type Http } from '../hub/rules.js';
 import { CLIENT_BASE, createConnectorApi } from './admin-api.js';
 import {
   type ConnectorConfig,
@@ -14,6 +15,8 @@ import {
 } from './config.js';
 import { Connector } from './connector.js';
 import { HubDialer, register, tunnelInfo } from './hub-dialer.js';
+import { startQuickTunnel } from './quick-tunnel.js';
+import { hashSecret } from './site-auth.js';
 
 export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porthole hub
 
@@ -24,6 +27,13 @@ export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porth
   porthole connector route tcp forward --port P --destination HOST --dstport D
   porthole connector route tcp release --port P
   porthole connector route tcp ls
+  porthole connector route http add --domain D [--destination H --http P | --upstream-url U | --webroot DIR]
+      [--tls P] [--secure] [--letsencrypt] [--ca FILE --key FILE] [--redirect] [--redirect-url U]
+      [--rewrite-host H] [--insecure-upstream] [--basic-auth USER:PASS] [--password PW]
+  porthole connector route http rm --domain D
+  porthole connector route http ls
+  porthole connector http <port> [--webroot DIR] [--domain D]   quick site for this run (not saved)
+  porthole connector tcp <port>                                 quick TCP port for this run (released on stop)
 Every command takes --config PATH (default $PORTHOLE_CONNECTOR_CONFIG or ~/.porthole/connector.json).
 `;
 
@@ -33,7 +43,7 @@ interface Flags {
   rest: string[];
 }
 
-const BOOLEAN_FLAGS = new Set(['--no-tls']);
+const BOOLEAN_FLAGS = new Set(['--no-tls', '--secure', '--letsencrypt', '--redirect', '--insecure-upstream']);
 
 function parseFlags(args: string[]): Flags {
   const values = new Map<string, string>();
@@ -202,6 +212,34 @@ export async function runConnector(
     }
     case 'route':
       return routeCommand(flags, path, print);
+    case 'http':
+    case 'tcp': {
+      allowOnly(flags, ['--config', '--log', '--webroot', '--domain']);
+      const [portText] = flags.rest;
+      const webRoot = flags.values.get('--webroot');
+      if (command === 'tcp' && (webRoot !== undefined || flags.values.has('--domain'))) {
+        throw new ConfigError('tcp: --webroot and --domain are for http', 'tcp');
+      }
+      const port = portText !== undefined && /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+      if (!(port >= 1 && port <= 65535) && !(command === 'http' && webRoot !== undefined && portText === undefined)) {
+        throw new ConfigError(`${command}: expected a local port 1-65535, got "${portText ?? ''}"`, command);
+      }
+      const config = await loadConfig(path);
+      const logger = new Logger((flags.values.get('--log') ?? 'info') as LogLevel);
+      const quick = await startQuickTunnel(
+        command,
+        config,
+        {
+          ...(Number.isFinite(port) ? { port } : {}),
+          ...(webRoot !== undefined ? { webRoot } : {}),
+          ...(flags.values.has('--domain') ? { domain: flags.values.get('--domain') as string } : {}),
+        },
+        logger,
+        print,
+      );
+      if (process.send !== undefined && process.connected) process.send({ type: 'ready' });
+      return { stop: () => quick.stop() };
+    }
     default:
       throw new ConfigError(`connector: unknown command "${command ?? ''}"\n${CONNECTOR_USAGE}`, 'command');
   }
@@ -218,7 +256,8 @@ function formatPorts(ports: ConnectorConfig['ports']): string[] {
 /** `route tcp ...`: through the running connector's API when it runs, else (where possible) on the config file. */
 async function routeCommand(flags: Flags, path: string, print: (line: string) => void): Promise<undefined> {
   const [kind, action] = flags.rest;
-  if (kind !== 'tcp') throw new ConfigError(`route: "${kind ?? ''}" is not supported here (route tcp ...)`, 'route');
+  if (kind === 'http') return routeHttp(flags, path, action, print);
+  if (kind !== 'tcp') throw new ConfigError(`route: "${kind ?? ''}" is not supported (route tcp|http ...)`, 'route');
   allowOnly(flags, ['--config', '--api-port', '--port', '--destination', '--dstport']);
   const config = await loadConfig(path);
   const apiPort = flags.values.has('--api-port') ? intFlag(flags, '--api-port') : config.apiPort;
@@ -263,5 +302,128 @@ async function routeCommand(flags: Flags, path: string, print: (line: string) =>
     }
     default:
       throw new ConfigError(`route tcp: unknown action "${action ?? ''}" (allocate, forward, release, ls)`, 'route');
+  }
+}
+
+const HTTP_FLAGS = [
+  '--config',
+  '--api-port',
+  '--domain',
+  '--destination',
+  '--http',
+  '--tls',
+  '--upstream-url',
+  '--webroot',
+  '--secure',
+  '--letsencrypt',
+  '--ca',
+  '--key',
+  '--redirect',
+  '--redirect-url',
+  '--rewrite-host',
+  '--insecure-upstream',
+  '--basic-auth',
+  '--password',
+];
+
+/** The site a `route http add` names, validated like the API validates it. Passwords are stored only hashed. */
+function siteFromFlags(flags: Flags): Http {
+  const v = (name: string) => flags.values.get(name);
+  const int = (name: string) => (flags.values.has(name) ? intFlag(flags, name) : undefined);
+  const ca = v('--ca');
+  const key = v('--key');
+  if ((ca === undefined) !== (key === undefined)) throw new ConfigError('--ca and --key go together', '--ca');
+  const basic = v('--basic-auth');
+  if (basic !== undefined && !basic.includes(':'))
+    throw new ConfigError('--basic-auth: expected USER:PASS', '--basic-auth');
+  const site: Record<string, unknown> = {
+    domain: need(flags, '--domain').toLowerCase(),
+    destination: v('--destination'),
+    port: int('--http'),
+    tls: int('--tls'),
+    upstreamURL: v('--upstream-url'),
+    webRoot: v('--webroot') !== undefined ? resolve(v('--webroot') as string) : undefined,
+    secure: flags.bools.has('--secure') || flags.bools.has('--letsencrypt') || ca !== undefined || undefined,
+    useLetsEnc: flags.bools.has('--letsencrypt') || undefined,
+    ca: ca !== undefined ? resolve(ca) : undefined,
+    privateKey: key !== undefined ? resolve(key) : undefined,
+    redirect: flags.bools.has('--redirect') || undefined,
+    redirectURL: v('--redirect-url'),
+    rewriteHost: v('--rewrite-host'),
+    insecureUpstream: flags.bools.has('--insecure-upstream') || undefined,
+    basicHttpAuth: basic !== undefined ? hashSecret(basic) : undefined,
+    password: v('--password') !== undefined ? hashSecret(v('--password') as string) : undefined,
+  };
+  for (const k of Object.keys(site)) if (site[k] === undefined) delete site[k];
+  try {
+    return checkHttp(site);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, '--domain');
+  }
+}
+
+function formatSites(sites: Http[]): string[] {
+  if (sites.length === 0) return ['no sites'];
+  return sites.map((h) => {
+    const to = h.webRoot
+      ? `webroot ${h.webRoot}`
+      : h.upstreamURL
+        ? h.upstreamURL
+        : h.redirectURL && !h.destination
+          ? `redirect ${h.redirectURL}`
+          : `${h.destination}:${h.port || `tls ${h.tls}`}`;
+    const tags = [
+      h.secure ? 'https' : 'http',
+      h.useLetsEnc ? "let's encrypt" : '',
+      h.redirect ? 'redirect' : '',
+      h.basicHttpAuth ? 'basic auth' : '',
+      h.password ? 'password' : '',
+    ].filter(Boolean);
+    return `${h.domain}\t-> ${to}\t(${tags.join(', ')})`;
+  });
+}
+
+/** `route http add|rm|ls`: through the running connector's API when it runs, else on the config file. */
+async function routeHttp(
+  flags: Flags,
+  path: string,
+  action: string | undefined,
+  print: (line: string) => void,
+): Promise<undefined> {
+  allowOnly(flags, HTTP_FLAGS);
+  const config = await loadConfig(path);
+  const apiPort = flags.values.has('--api-port') ? intFlag(flags, '--api-port') : config.apiPort;
+  switch (action) {
+    case 'add': {
+      const site = siteFromFlags(flags);
+      const exists = config.https.some((h) => h.domain.toLowerCase() === site.domain);
+      const res = await callApi(apiPort, 'POST', exists ? '/traffic/update' : '/traffic/create', { https: [site] });
+      if (!res) {
+        config.https = [...config.https.filter((h) => h.domain.toLowerCase() !== site.domain), site];
+        await saveConfig(path, config);
+        print(`site ${site.domain} ${exists ? 'updated' : 'added'} (saved; applies when the connector starts)`);
+      } else print(`site ${site.domain} ${exists ? 'updated' : 'added'}`);
+      return undefined;
+    }
+    case 'rm': {
+      const domain = need(flags, '--domain').toLowerCase();
+      if (!config.https.some((h) => h.domain.toLowerCase() === domain)) {
+        throw new ConfigError(`no site ${domain}`, '--domain');
+      }
+      const res = await callApi(apiPort, 'POST', '/traffic/delete', { https: [{ domain }] });
+      if (!res) {
+        config.https = config.https.filter((h) => h.domain.toLowerCase() !== domain);
+        await saveConfig(path, config);
+      }
+      print(`site ${domain} removed`);
+      return undefined;
+    }
+    case 'ls': {
+      const fresh = await loadConfig(path);
+      for (const line of formatSites(fresh.https)) print(line);
+      return undefined;
+    }
+    default:
+      throw new ConfigError(`route http: unknown action "${action ?? ''}" (add, rm, ls)`, 'route');
   }
 }

@@ -11,6 +11,7 @@ import { HubDialer } from './hub-dialer.js';
 import { SessionKeeper } from './keeper.js';
 import { PortmapListeners } from './portmaps.js';
 import type { HubSession } from './session.js';
+import { SiteStreams } from './sites.js';
 import { type StreamCounters, serveStream } from './streams.js';
 
 /** The body of traffic/create, traffic/update and traffic/delete. */
@@ -84,6 +85,7 @@ function keyOf(field: 'https' | 'ports' | 'portmaps', item: unknown): string | n
 export class Connector {
   readonly keeper: SessionKeeper;
   readonly portmaps: PortmapListeners;
+  readonly sites: SiteStreams;
   readonly counters: StreamCounters = { tcpStreams: 0, udpStreams: 0, bytesIn: 0, bytesOut: 0 };
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -94,6 +96,7 @@ export class Connector {
   ) {
     const dialer = new HubDialer(config.hub, config);
     this.portmaps = new PortmapListeners(() => this.keeper.session, logger);
+    this.sites = new SiteStreams(() => this.config.https, logger, config.secret);
     this.keeper = new SessionKeeper(
       dialer,
       { tunnelId: config.tunnelId, secret: config.secret, name: config.name },
@@ -101,7 +104,9 @@ export class Connector {
       {
         onPorts: (ports, atWelcome) => this.onHubPorts(ports, atWelcome),
         onPortmaps: (m) => void this.serial(() => this.onHubPortmaps(m)).catch(() => {}),
+        onSites: (m) => void this.serial(() => this.onHubSites(m)).catch(() => {}),
         onStream: (open, socket) => this.onStream(open, socket),
+        sites: () => this.siteClaims(),
       },
       logger,
     );
@@ -129,6 +134,7 @@ export class Connector {
   stop(): void {
     this.keeper.stop();
     this.portmaps.stopAll();
+    this.sites.proxy.close();
   }
 
   /** Runs config mutations one at a time, so concurrent API calls cannot interleave their writes. */
@@ -141,6 +147,15 @@ export class Connector {
   private async persist(): Promise<void> {
     await saveConfig(this.path, this.config);
     this.session?.sendRules(this.config.ports);
+    this.session?.sendSites(this.siteClaims());
+  }
+
+  /** What the hub needs of our sites to route to us: the domain and its firewall. */
+  private siteClaims() {
+    return this.config.https.map((h) => ({
+      domain: h.domain,
+      ...(h.firewall?.length ? { firewall: h.firewall } : {}),
+    }));
   }
 
   // --- from the hub ---------------------------------------------------------------------------------------------
@@ -192,7 +207,29 @@ export class Connector {
     }
   }
 
+  /** Site changes from the hub admin: all or nothing, saved, then claimed at the hub. */
+  private async onHubSites(message: MessageOf<'https'>): Promise<void> {
+    try {
+      const updates = (Array.isArray(message.update) ? message.update : []).map(checkHttp);
+      const removals = (Array.isArray(message.remove) ? message.remove : []).map((d) => String(d).toLowerCase());
+      const kept = this.config.https.filter(
+        (h) =>
+          !removals.includes(h.domain.toLowerCase()) &&
+          !updates.some((u) => u.domain.toLowerCase() === h.domain.toLowerCase()),
+      );
+      this.config.https = [...kept, ...updates];
+      await this.persist();
+      this.logger.info(`sites changed by the hub admin (${updates.length} set, ${removals.length} removed)`);
+    } catch (err) {
+      this.logger.error(`sites from the hub admin not applied: ${(err as Error).message}`);
+    }
+  }
+
   private onStream(open: MessageOf<'open'>, socket: Socket): void {
+    if (open.kind === 'http' || open.kind === 'https-sni') {
+      this.sites.serve(open, socket);
+      return;
+    }
     const port = Number(open.port);
     serveStream(
       open,

@@ -10,6 +10,7 @@ import {
   type PortRule,
   randomHex,
   readFrame,
+  type SiteClaim,
 } from '../hub/protocol.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { type HubDialer, RefusedError, tunnelInfo } from './hub-dialer.js';
@@ -29,8 +30,12 @@ export interface SessionHandlers {
   /** The hub's ports for this tunnel (at welcome and after admin changes); returns the rules to send back. */
   onPorts(ports: PortRule[], atWelcome: boolean): PortRule[] | undefined;
   onPortmaps(message: MessageOf<'portmaps'>): void;
+  /** The hub admin changed this connector's sites. */
+  onSites(message: MessageOf<'https'>): void;
   /** A stream from the hub, claimed from the pool: the handler owns the socket. */
   onStream(open: MessageOf<'open'>, socket: Socket): void;
+  /** The sites this tunnel serves, claimed at the hub after welcome. */
+  sites(): SiteClaim[];
 }
 
 interface Identity {
@@ -137,6 +142,7 @@ export class HubSession {
     this.control.resume();
     const rules = this.handlers.onPorts(Array.isArray(ports) ? ports : [], true);
     if (rules) this.send({ type: 'rules', ports: rules });
+    this.sendSites(this.handlers.sites());
     this.inbound.onServe = () => this.fillInbound();
     this.outbound.onServe = () => this.fillOutbound();
     this.fillInbound();
@@ -156,6 +162,10 @@ export class HubSession {
 
   sendRules(ports: PortRule[]): void {
     this.send({ type: 'rules', ports });
+  }
+
+  sendSites(sites: SiteClaim[]): void {
+    this.send({ type: 'sites', sites });
   }
 
   /** Sends a control request (allocate / release) and waits for its reply. */
@@ -273,6 +283,14 @@ export class HubSession {
       }
       case 'portmaps':
         this.handlers.onPortmaps(frame);
+        return;
+      case 'https':
+        this.handlers.onSites(frame);
+        return;
+      case 'sites-refused':
+        for (const r of Array.isArray(frame.refused) ? frame.refused : []) {
+          this.logger.error(`site ${String(r.domain)} refused by the hub: ${String(r.error)}`);
+        }
         return;
       case 'shutdown':
         this.close(`the hub shut the tunnel down: ${frame.reason}`, true);

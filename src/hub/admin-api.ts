@@ -8,7 +8,7 @@ import { TunnelOfflineError } from './hub.js';
 import { PortAllocationError } from './port-allocator.js';
 import { sameHex } from './protocol.js';
 import { NotFoundError } from './registry.js';
-import { checkPort, checkPortMap, RuleError, StoredPortSchema } from './rules.js';
+import { checkHttp, checkPort, checkPortMap, RuleError, StoredPortSchema } from './rules.js';
 import type { StoredTunnel } from './store.js';
 
 export const ADMIN_BASE = '/api/admin/v1.0';
@@ -485,14 +485,37 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       return { status: true, error: '' };
     },
   );
-  for (const op of ['update', 'remove']) {
-    app.post(
-      `${base}/tunnel/traffic/http/${op}/:tunID`,
-      traffic(`HTTP sites (${op}): not served by this version`, Type.Object({}, { additionalProperties: true })),
-      async () => {
-        throw new ApiError(501, 'HTTP/HTTPS sites are not served by this hub version yet');
-      },
-    );
-  }
+  app.post(
+    `${base}/tunnel/traffic/http/update/:tunID`,
+    traffic(
+      "Create or replace HTTP/HTTPS sites in the connector's config (tunnel must be online)",
+      Type.Object({ https: Type.Array(Type.Unknown(), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        await hub.updateSites(t, req.body.https.map(checkHttp), []);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
+  app.post(
+    `${base}/tunnel/traffic/http/remove/:tunID`,
+    traffic(
+      "Remove HTTP/HTTPS sites from the connector's config by domain (tunnel must be online)",
+      Type.Object({ domains: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }) }),
+    ),
+    async (req) => {
+      const t = tunnel(req.params.tunID);
+      try {
+        await hub.updateSites(t, [], req.body.domains);
+      } catch (err) {
+        fail(err);
+      }
+      return { status: true, error: '' };
+    },
+  );
   return app;
 }

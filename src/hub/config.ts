@@ -14,6 +14,8 @@ const HubFile = Type.Object(
     cert: Type.Optional(Type.String()),
     key: Type.Optional(Type.String()),
     publicBind: Type.Optional(Type.String()),
+    httpListen: Type.Optional(Type.String()),
+    httpsListen: Type.Optional(Type.String()),
     portRange: Type.Optional(
       Type.Object({
         begin: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -39,6 +41,10 @@ export interface HubConfig {
   tls: boolean;
   cert: string;
   key: string;
+  /** The public HTTP listener of sites (routed by Host); undefined = off. */
+  httpListen: Endpoint | undefined;
+  /** The public HTTPS listener of sites (routed by SNI, TLS passed through); undefined = off. */
+  httpsListen: Endpoint | undefined;
   /** Address the allocated TCP ports listen on ('' = all interfaces). */
   publicBind: string;
   portRange: { begin: number; end: number };
@@ -62,6 +68,8 @@ export const HUB_DEFAULTS: HubConfig = {
   tls: true,
   cert: '',
   key: '',
+  httpListen: { host: '', port: 80 },
+  httpsListen: { host: '', port: 443 },
   publicBind: '',
   portRange: { begin: 22000, end: 22999 },
   stateDir: './hub-data',
@@ -80,6 +88,14 @@ export function parseListen(text: string, what: string): Endpoint {
   return parseEndpoint(text, what);
 }
 
+/** A site listener: host:port (port 0 = any free port), a bare port, or "off". */
+function siteListen(text: string | undefined, fallback: Endpoint | undefined, what: string): Endpoint | undefined {
+  if (text === undefined) return fallback;
+  if (text === 'off') return undefined;
+  if (/^\d{1,5}$/.test(text)) return parseListen(`:${text}`, what);
+  return parseListen(text, what);
+}
+
 function parseRange(text: string): { begin: number; end: number } {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
   if (!m) throw new ConfigError(`--port-range: expected BEGIN-END, got "${text}"`, 'portRange');
@@ -90,6 +106,8 @@ const FLAGS: Record<string, keyof HubFile | 'config'> = {
   '--config': 'config',
   '--tunnel-listen': 'tunnelListen',
   '--public-bind': 'publicBind',
+  '--http-listen': 'httpListen',
+  '--https-listen': 'httpsListen',
   '--port-range': 'portRange',
   '--state-dir': 'stateDir',
   '--admin-listen': 'adminListen',
@@ -153,6 +171,8 @@ export async function readHubConfig(args: string[]): Promise<HubConfig> {
     throw new ConfigError('hub config: cert needs key', 'key');
   return {
     tunnelListen: merged.tunnelListen ? parseListen(merged.tunnelListen, 'tunnelListen') : HUB_DEFAULTS.tunnelListen,
+    httpListen: siteListen(merged.httpListen, HUB_DEFAULTS.httpListen, 'httpListen'),
+    httpsListen: siteListen(merged.httpsListen, HUB_DEFAULTS.httpsListen, 'httpsListen'),
     tls,
     cert: merged.cert ?? '',
     key: merged.key ?? '',

@@ -27,6 +27,8 @@ import {
 import { RegistrationError, Registry } from './registry.js';
 import { checkPort, type Port } from './rules.js';
 import { Session } from './session.js';
+import { SiteListeners } from './site-listeners.js';
+import { SiteTable } from './sites.js';
 import { HubStore, type StoredTunnel } from './store.js';
 
 /**
@@ -82,6 +84,8 @@ export class Hub {
   private readonly sessionsById = new Map<string, Session>();
   private readonly listeners = new Map<number, PortListener>();
   private readonly policy: PortmapPolicy;
+  readonly sites: SiteTable;
+  readonly siteListeners: SiteListeners;
   private tunnelServer: TlsServer | Server | undefined;
   private certificate: ListenerCertificate | undefined;
   private readonly pingInterval: number;
@@ -99,6 +103,13 @@ export class Hub {
     this.store = store;
     this.policy = new PortmapPolicy(config.portmapAllow);
     this.pingInterval = options.pingInterval ?? 10_000;
+    this.sites = new SiteTable(logger);
+    this.siteListeners = new SiteListeners({
+      sites: this.sites,
+      logger,
+      sessionOf: (id) => this.sessions.get(id),
+      relay: (client, stream, session) => this.relay(client, stream, [session.tunnel]),
+    });
   }
 
   static async create(config: HubConfig, logger: Logger, options: HubOptions = {}): Promise<Hub> {
@@ -146,12 +157,14 @@ export class Hub {
       });
     });
     server.on('error', (err) => this.logger.error(`tunnel listener: ${err.message}`));
+    await this.siteListeners.listen(this.config.httpListen, this.config.httpsListen);
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     for (const session of this.sessions.values()) session.close('hub stopping');
     for (const [port] of this.listeners) this.closeListener(port);
+    this.siteListeners.close();
     this.certificate?.stop();
     await new Promise<void>((resolve) => (this.tunnelServer ? this.tunnelServer.close(() => resolve()) : resolve()));
     await this.store.flush();
@@ -250,6 +263,7 @@ export class Hub {
       logger: this.logger,
       onRequest: (s, r) => void this.onRequest(s, r),
       onRules: (s, ports) => this.onRules(s, ports),
+      onSites: (s, sites) => this.onSites(s, sites),
       onClose: (s) => this.onSessionClose(s),
     });
     this.sessions.set(tunnel.id, session);
@@ -326,6 +340,12 @@ export class Hub {
     void this.persistAndSync();
   }
 
+  /** The connector's sites: routed from now on, except domains another online tunnel serves (refused). */
+  private onSites(session: Session, sites: unknown[]): void {
+    const refused = this.sites.claim(session.tunnel.id, sites);
+    if (refused.length > 0) session.send({ type: 'sites-refused', refused });
+  }
+
   /** Listeners (and their firewalls) follow the rules at once; the state write follows. */
   private async persistAndSync(): Promise<void> {
     await this.syncListeners();
@@ -358,6 +378,11 @@ export class Hub {
     this.requireOnline(tunnel).send({ type: 'portmaps', update, remove });
   }
 
+  /** Admin changes to a tunnel's sites: validated here, applied and saved by the connector, which claims them. */
+  async updateSites(tunnel: StoredTunnel, update: unknown[], remove: string[]): Promise<void> {
+    this.requireOnline(tunnel).send({ type: 'https', update, remove });
+  }
+
   requireOnline(tunnel: StoredTunnel): Session {
     const session = this.sessions.get(tunnel.id);
     if (!session) {
@@ -381,6 +406,7 @@ export class Hub {
     this.sessionsById.delete(session.id);
     if (this.sessions.get(session.tunnel.id) === session) {
       this.sessions.delete(session.tunnel.id);
+      this.sites.release(session.tunnel.id);
       session.tunnel.lastActive = new Date().toISOString();
       this.store.saveLazily(1000);
       if (!this.stopping) void this.syncListeners();
@@ -564,7 +590,7 @@ export class Hub {
       version: t.version,
       os: t.os,
       arch: t.arch,
-      https: [] as unknown[],
+      https: this.sites.domainsOf(t.id).map((domain) => ({ domain })),
       ports: t.ports,
       rtt: session ? session.rtt : -1,
       streams: session ? session.activeStreams : 0,

@@ -28,6 +28,10 @@ export async function startHub(args: string[], print = (line: string) => process
   if (hub.fingerprint) print(`Fingerprint: ${hub.fingerprint}`);
   print(`Admin API:   http://${shown}:${adminPort}/api/admin/v1.0 (docs: /api/admin/v1.0/docs)`);
   print(`Admin key:   ${hub.registry.adminKey}`);
+  const sites = hub.siteListeners;
+  if (sites.httpPort) print(`HTTP sites:  ${config.httpListen?.host || '*'}:${sites.httpPort} (by Host)`);
+  if (sites.httpsPort)
+    print(`HTTPS sites: ${config.httpsListen?.host || '*'}:${sites.httpsPort} (by SNI, TLS passed through)`);
   print(`Ports:       ${config.portRange.begin}-${config.portRange.end} on ${config.publicBind || 'all interfaces'}`);
   print(`State:       ${hub.store.path}`);
   if (process.send !== undefined && process.connected) process.send({ type: 'ready' });

@@ -39,6 +39,12 @@ export interface PortMapRule {
   label: string;
 }
 
+/** A site the connector serves: the hub routes its Host (HTTP) and SNI (HTTPS) name to the tunnel. */
+export interface SiteClaim {
+  domain: string;
+  firewall?: FwRule[];
+}
+
 export interface TunnelInfo {
   name: string;
   hostname: string;
@@ -66,11 +72,16 @@ export type Message =
       type: 'open';
       id: string;
       kind: StreamKind;
-      /** The allocated port (tcp / portmap) the stream is for; issue 6 adds `domain`. */
+      /** The allocated port (tcp / portmap) the stream is for; 0 for http / https-sni. */
       port: number;
+      /** The site's domain (Host or SNI name) for http / https-sni streams. */
+      domain?: string;
       transport: 'tcp' | 'udp';
       client: { address: string; port: number };
     } // h>c
+  | { type: 'sites'; sites: SiteClaim[] } // c>h: the sites this tunnel serves (after welcome and every change)
+  | { type: 'https'; update: unknown[]; remove: string[] } // h>c: admin changes to the connector's sites
+  | { type: 'sites-refused'; refused: Array<{ domain: string; error: string }> } // h>c: domains another tunnel owns
   | { type: 'ping'; t: number } // both ways
   | { type: 'pong'; t: number } // both ways
   | { type: 'shutdown'; reason: string } // h>c: do not reconnect

@@ -107,6 +107,13 @@ function firewallProblem(rules: readonly FwRuleT[] | undefined, what: string): s
   return undefined;
 }
 
+/** Why a firewall list from a peer is invalid (schema or network), or undefined when it is fine. */
+export function checkFirewall(rules: unknown): string | undefined {
+  if (rules === undefined) return undefined;
+  const problem = schemaProblem(Type.Array(FwRuleSchema), rules, 'firewall');
+  return problem ?? firewallProblem(rules as FwRuleT[], 'site');
+}
+
 /** A host name or IP address (no scheme, no port). */
 export function isHost(value: string): boolean {
   if (isIP(value) !== 0) return true;

@@ -20,6 +20,7 @@ export interface SessionOptions {
   logger: Logger;
   onRequest(session: Session, request: MessageOf<'request'>): void;
   onRules(session: Session, ports: MessageOf<'rules'>['ports']): void;
+  onSites(session: Session, sites: unknown[]): void;
   onClose(session: Session): void;
 }
 
@@ -109,6 +110,7 @@ export class Session {
     port: number,
     transport: 'tcp' | 'udp',
     client: { address: string; port: number },
+    domain?: string,
   ): Promise<Socket> {
     const { id, socket } = await this.pool.acquire(STREAM_WAIT);
     if (this.closed) {
@@ -116,7 +118,7 @@ export class Session {
       throw new Error('session closed');
     }
     this.track(socket);
-    this.send({ type: 'open', id, kind, port, transport, client });
+    this.send({ type: 'open', id, kind, port, transport, client, ...(domain !== undefined ? { domain } : {}) });
     return socket;
   }
 
@@ -146,6 +148,9 @@ export class Session {
         return;
       case 'rules':
         if (Array.isArray(frame.ports)) this.options.onRules(this, frame.ports);
+        return;
+      case 'sites':
+        if (Array.isArray(frame.sites)) this.options.onSites(this, frame.sites);
         return;
       default:
         this.options.logger.debug(`tunnel ${this.tunnel.id}: ignored control message "${frame.type}"`);

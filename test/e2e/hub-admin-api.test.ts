@@ -221,7 +221,10 @@ describe('admin APIs of hub and connector: every route, bad input changes nothin
       ['GET', `/tunnel/traffic/tcp/allocate/${'0'.repeat(16)}`, undefined, 404],
       ['POST', `/tunnel/traffic/portmap/update/${tunnelId}`, { portmaps: [{ port: 1 }] }, 400],
       ['POST', `/tunnel/traffic/portmap/remove/${tunnelId}`, { listenPorts: 'x' }, 400],
-      ['POST', `/tunnel/traffic/http/update/${tunnelId}`, { sites: [] }, 501],
+      ['POST', `/tunnel/traffic/http/update/${tunnelId}`, { sites: [] }, 400],
+      ['POST', `/tunnel/traffic/http/update/${tunnelId}`, { https: [{ domain: 'bad host!', webRoot: '/' }] }, 400],
+      ['POST', `/tunnel/traffic/http/update/${tunnelId}`, { https: [{ domain: 'nothing.test' }] }, 400],
+      ['POST', `/tunnel/traffic/http/remove/${tunnelId}`, { domains: [] }, 400],
     ] as const) {
       const res = await admin(hub, method, path, body);
       assert.equal(res.status, status, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);

@@ -32,6 +32,9 @@ export interface HubProcess extends PortholeProcess {
   adminPort: number;
   key: string;
   fingerprint: string;
+  /** The sites' HTTP (by Host) and HTTPS (by SNI) listeners. */
+  httpPort: number;
+  httpsPort: number;
   range: { begin: number; end: number };
   /** `host:port` of the tunnel listener, for `connector configure --hub`. */
   address: string;
@@ -69,6 +72,10 @@ export async function startHub(options: HubOptions = {}): Promise<HubProcess> {
       `${range.begin}-${range.end}`,
       '--token',
       options.token ?? BOOT_TOKEN,
+      '--http-listen',
+      '127.0.0.1:0',
+      '--https-listen',
+      '127.0.0.1:0',
       '--log',
       'debug',
       ...(options.extra ?? []),
@@ -85,12 +92,16 @@ export async function startHub(options: HubOptions = {}): Promise<HubProcess> {
   const adminPort = Number(/Admin API:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
   const key = /Admin key:\s+([0-9a-f]+)/.exec(out)?.[1] ?? '';
   const fingerprint = /Fingerprint: (\S+)/.exec(out)?.[1] ?? '';
+  const httpPort = Number(/HTTP sites:\s+\S+:(\d+)/.exec(out)?.[1] ?? 0);
+  const httpsPort = Number(/HTTPS sites:\s+\S+:(\d+)/.exec(out)?.[1] ?? 0);
   return Object.assign(p, {
     stateDir,
     tunnelPort,
     adminPort,
     key,
     fingerprint,
+    httpPort,
+    httpsPort,
     range,
     address: `127.0.0.1:${tunnelPort}`,
     async kill9() {

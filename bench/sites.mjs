@@ -1,0 +1,205 @@
+// Sites benchmark: HTTP requests/s and latency percentiles with wrk (keep-alive) against a local HTTP origin, direct
+// and through `porthole hub` + `porthole connector` (Host-routed site, plain-TCP and TLS tunnel listener), in the
+// same run. Writes section "sites" of BENCHMARKS.md. Run as `npm run bench:sites` (builds dist/ first).
+// Everything stays on 127.0.0.1; every process started here is stopped by pid; every step has a time limit.
+// Tunables: BENCH_DURATION (wrk seconds, 5), BENCH_CONNECTIONS (50), BENCH_THREADS (2), BENCH_BODY (bytes, 1024).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSection } from './sections.mjs';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const BODY = Number(process.env.BENCH_BODY ?? 1024);
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'dist/cli/main.js');
+const work = mkdtempSync(join(tmpdir(), 'porthole-bench-sites-'));
+const children = [];
+
+function log(text) {
+  process.stderr.write(`[bench:sites ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
+
+try {
+  execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+} catch (err) {
+  // wrk --version exits 1 after printing; only a missing binary is fatal.
+  if (err.code === 'ENOENT') {
+    console.error('bench:sites: wrk missing (bash scripts/install-test-deps.sh, or apt-get install -y wrk)');
+    process.exit(1);
+  }
+}
+
+/** Starts a porthole process and resolves once `ready` matches its output. */
+function porthole(args, ready, name) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(p);
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} not ready in 20s:\n${out}`)), 20_000);
+    const onData = (c) => {
+      out += c;
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve({ proc: p, output: () => out });
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.once('exit', (code) => reject(new Error(`${name} exited (${code}):\n${out}`)));
+  });
+}
+
+function runCli(args) {
+  return execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
+}
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** `wrk` against url with a Host header; requests/s and latency percentiles (ms). */
+function wrk(url, host) {
+  const out = execFileSync(
+    'wrk',
+    ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${DURATION}s`, '--latency', '-H', `Host: ${host}`, url],
+    { encoding: 'utf8', timeout: (DURATION + 30) * 1000 },
+  );
+  const ms = (label) => {
+    const m = new RegExp(`^\\s*${label}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+    if (!m) return Number.NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)?.[0] ?? '';
+  return { rps, p50: ms(50), p90: ms(90), p99: ms(99), errors };
+}
+
+async function main() {
+  // The origin is its own process: this one blocks in execFileSync while wrk runs.
+  const originCode = `
+    const http = require('node:http');
+    const body = Buffer.alloc(${BODY}, 'x');
+    const s = http.createServer((_q, r) => { r.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }); r.end(body); });
+    s.keepAliveTimeout = 60000;
+    s.listen(0, '127.0.0.1', () => console.log('origin port ' + s.address().port));`;
+  const origin = spawn(process.execPath, ['-e', originCode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(origin);
+  const originPort = await new Promise((resolve, reject) => {
+    let out = '';
+    origin.stdout.on('data', (c) => {
+      out += c;
+      const m = /origin port (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    origin.once('exit', () => reject(new Error('origin exited')));
+  });
+
+  const rows = [['origin direct', wrk(`http://127.0.0.1:${originPort}/`, 'origin.test')]];
+  log(`direct: ${rows[0][1].rps} req/s`);
+  for (const tls of [false, true]) {
+    const name = tls ? 'tls' : 'plain';
+    const tunnel = await freePort();
+    const state = join(work, `hub-${name}`);
+    const hub = await porthole(
+      [
+        'hub',
+        '--tunnel-listen',
+        `127.0.0.1:${tunnel}`,
+        '--admin-listen',
+        '127.0.0.1:0',
+        '--http-listen',
+        '127.0.0.1:0',
+        '--https-listen',
+        'off',
+        '--state-dir',
+        state,
+        '--token',
+        'bench-token-0001',
+        '--tls',
+        tls ? '1' : '0',
+        '--log',
+        'warn',
+      ],
+      /State: .*\n/,
+      `hub ${name}`,
+    );
+    const httpPort = Number(/HTTP sites:\s+\S+:(\d+)/.exec(hub.output())[1]);
+    const config = join(work, `connector-${name}.json`);
+    runCli([
+      'connector',
+      'configure',
+      '--config',
+      config,
+      '--hub',
+      `127.0.0.1:${tunnel}`,
+      '--token',
+      'bench-token-0001',
+      '--name',
+      'bench',
+      ...(tls ? [] : ['--no-tls']),
+    ]);
+    const c = JSON.parse(readFileSync(config, 'utf8'));
+    c.https = [{ domain: 'bench.test', destination: '127.0.0.1', port: originPort }];
+    writeFileSync(config, JSON.stringify(c, null, 2));
+    const api = await freePort();
+    await porthole(
+      ['connector', 'start', '--config', config, '--api-port', String(api), '--log', 'info'],
+      /connected to the hub/,
+      `connector ${name}`,
+    );
+    // The site claim follows the welcome: wait until the hub routes it.
+    for (let i = 0; i < 50; i++) {
+      const r = await fetch(`http://127.0.0.1:${httpPort}/`, { headers: { host: 'bench.test' } }).catch(() => null);
+      if (r?.status === 200) break;
+      await new Promise((r2) => setTimeout(r2, 100));
+    }
+    const result = wrk(`http://127.0.0.1:${httpPort}/`, 'bench.test');
+    log(`through hub (${name} tunnel): ${result.rps} req/s`);
+    rows.push([`hub + connector, ${tls ? 'TLS' : 'plain TCP'} tunnel`, result]);
+  }
+
+  const direct = rows[0][1].rps;
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
+  const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+  const lines = [
+    '## Sites (HTTP through hub + connector)',
+    '',
+    `\`npm run bench:sites\` (bench/sites.mjs), ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpu}, ${process.env.BENCH_NPROC ?? ''}`.trim(),
+    '',
+    `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency, keep-alive, GET of a ${BODY}-byte body from a node:http origin on 127.0.0.1; through the hub the request goes hub HTTP listener (Host routing) → pooled data connection → connector (node:http + keep-alive agent) → origin. Target: ≥ 50 % of direct requests/s.`,
+    '',
+    '| path | requests/s | vs direct | p50 ms | p90 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...rows.map(
+      ([name, r]) =>
+        `| ${name} | ${r.rps.toFixed(0)} | ${((100 * r.rps) / direct).toFixed(0)} % | ${f(r.p50)} | ${f(r.p90)} | ${f(r.p99)} | ${r.errors || 'none'} |`,
+    ),
+    '',
+    `Measured on a shared 2-core machine (wrk, hub, connector and origin compete for the same cores), so the ratio is the figure to read.`,
+  ];
+  writeSection(join(ROOT, 'BENCHMARKS.md'), 'sites', lines.join('\n'));
+  log('wrote section "sites" of BENCHMARKS.md');
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const p of children) if (p.exitCode === null) p.kill('SIGTERM');
+    setTimeout(() => {
+      for (const p of children) if (p.exitCode === null) p.kill('SIGKILL');
+      rmSync(work, { recursive: true, force: true });
+      process.exit();
+    }, 1500);
+  });

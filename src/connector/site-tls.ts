@@ -1,0 +1,66 @@
+import { readFile } from 'node:fs/promises';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from '../common/logger.js';
+import type { Http } from '../hub/rules.js';
+import { createSelfSignedCertificate } from '../tunnel/certificates.js';
+
+export class SiteCertificateError extends Error {
+  override readonly name = 'SiteCertificateError';
+}
+
+/** A PEM given inline, as base64 of the PEM, or as a file path (the reference allows paths or base64 PEM). */
+export async function readPem(value: string, what: string): Promise<string> {
+  const text = value.trim();
+  if (text.startsWith('-----BEGIN')) return text;
+  if (/^[A-Za-z0-9+/=\s]+$/.test(text) && text.length > 64) {
+    const decoded = Buffer.from(text, 'base64').toString('utf8');
+    if (decoded.includes('-----BEGIN')) return decoded;
+  }
+  try {
+    return await readFile(text, 'utf8');
+  } catch (err) {
+    throw new SiteCertificateError(`${what}: neither PEM, base64 PEM nor a readable file (${(err as Error).message})`);
+  }
+}
+
+/**
+ * The TLS identities of this connector's `secure` sites, where TLS ends (the hub only passes the encrypted stream):
+ * the site's `ca`+`privateKey`, else a self-signed certificate for the domain (with a warning; browsers will not
+ * trust it). Contexts are cached per domain and rebuilt when the site's certificate settings change.
+ */
+export class SiteCertificates {
+  private readonly cache = new Map<string, { key: string; context: Promise<SecureContext> }>();
+
+  constructor(private readonly logger: Logger) {}
+
+  context(site: Http): Promise<SecureContext> {
+    const domain = site.domain.toLowerCase();
+    const key = JSON.stringify([site.ca ?? '', site.privateKey ?? ''].map((v) => v));
+    const hit = this.cache.get(domain);
+    if (hit && hit.key === key) return hit.context;
+    const context = this.build(site);
+    this.cache.set(domain, { key, context });
+    // A failure is not cached: the next connection tries again (e.g. after the file was fixed).
+    context.catch(() => {
+      if (this.cache.get(domain)?.context === context) this.cache.delete(domain);
+    });
+    return context;
+  }
+
+  private async build(site: Http): Promise<SecureContext> {
+    if (site.ca && site.privateKey) {
+      const cert = await readPem(site.ca, `site ${site.domain} ca`);
+      const key = await readPem(site.privateKey, `site ${site.domain} privateKey`);
+      try {
+        return createSecureContext({ cert, key });
+      } catch (err) {
+        throw new SiteCertificateError(`site ${site.domain}: certificate and key: ${(err as Error).message}`);
+      }
+    }
+    this.logger.warn(
+      `site ${site.domain}: no ca/privateKey: serving a self-signed certificate (browsers will warn; set ca and privateKey or useLetsEnc)`,
+    );
+    const pair = await createSelfSignedCertificate(site.domain, [site.domain]);
+    return createSecureContext({ cert: pair.cert, key: pair.key });
+  }
+}

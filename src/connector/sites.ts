@@ -1,0 +1,124 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from '../common/logger.js';
+import type { MessageOf } from '../hub/protocol.js';
+import type { Http } from '../hub/rules.js';
+import { Relay } from '../tunnel/relay.js';
+import { guard } from './site-auth.js';
+import { SiteProxy, type StreamContext, simple } from './site-proxy.js';
+import { SiteCertificates } from './site-tls.js';
+import { serveStatic } from './static-files.js';
+
+const DIAL_TIMEOUT = 10_000;
+
+/**
+ * The connector's side of HTTP/HTTPS sites: streams of kind `http` (plain HTTP the hub routed by Host) and
+ * `https-sni` (still-encrypted TLS the hub routed by SNI). TLS ends here with the site's certificate (`secure`), or
+ * is passed through untouched to `destination:tls`.
+ */
+export class SiteStreams {
+  readonly proxy: SiteProxy;
+  readonly certificates: SiteCertificates;
+
+  constructor(
+    private readonly sites: () => Http[],
+    private readonly logger: Logger,
+    /** Keys the login cookies of password-protected sites (the tunnel secret). */
+    private readonly secret: string,
+  ) {
+    this.certificates = new SiteCertificates(logger);
+    this.proxy = new SiteProxy(
+      (domain) => this.find(domain),
+      logger,
+      (req, res, site, ctx) => this.before(req, res, site, ctx),
+    );
+  }
+
+  find(domain: string): Http | undefined {
+    const d = domain.toLowerCase();
+    return this.sites().find((s) => s.domain.toLowerCase() === d);
+  }
+
+  serve(open: MessageOf<'open'>, socket: Socket): void {
+    socket.on('error', () => {});
+    const domain = typeof open.domain === 'string' ? open.domain : '';
+    const site = this.find(domain);
+    const client = typeof open.client?.address === 'string' ? open.client.address : '';
+    if (open.kind === 'http') {
+      // A site removed a moment ago may still be routed here until the hub has our new claims: the proxy answers 404.
+      this.proxy.serve(socket, { domain: site?.domain ?? domain, client, proto: 'http' });
+      return;
+    }
+    if (!site) {
+      this.logger.warn(`TLS stream for site "${domain}": no such site here; closed`);
+      socket.destroy();
+      return;
+    }
+    if (site.tls && site.destination) {
+      this.passThrough(socket, site.destination, site.tls);
+      return;
+    }
+    if (!site.secure) {
+      this.logger.warn(`site ${site.domain}: an HTTPS connection, but the site is not secure; closed`);
+      socket.destroy();
+      return;
+    }
+    this.certificates.context(site).then(
+      (secureContext) => {
+        const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+        tls.on('error', (err) => this.logger.debug(`site ${site.domain}: TLS: ${err.message}`));
+        this.proxy.serve(tls, { domain: site.domain, client, proto: 'https' });
+      },
+      (err: Error) => {
+        this.logger.error(err.message);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** `tls: <port>`: the client's TLS goes to the destination untouched (it holds the certificate). */
+  private passThrough(socket: Socket, host: string, port: number): void {
+    const target = connect({ host, port, allowHalfOpen: true });
+    const timer = setTimeout(() => target.destroy(new Error(`no answer within ${DIAL_TIMEOUT}ms`)), DIAL_TIMEOUT);
+    target.once('error', (err) => {
+      clearTimeout(timer);
+      this.logger.warn(`TLS pass-through to ${host}:${port}: ${err.message}`);
+      socket.destroy();
+    });
+    target.once('connect', () => {
+      clearTimeout(timer);
+      target.removeAllListeners('error');
+      const none = { bucket: undefined, count: () => {} };
+      const relay = new Relay(socket, target, { up: none, down: none, idleTimeout: 0 });
+      relay.startUp();
+      relay.startDown();
+    });
+  }
+
+  /**
+   * Answers that need no upstream, in order: HTTP→HTTPS redirect, redirectURL, basic auth / password, webRoot.
+   * True when the request was answered here.
+   */
+  private before(req: IncomingMessage, res: ServerResponse, site: Http, ctx: StreamContext): boolean {
+    if (site.redirect && ctx.proto === 'http') {
+      const host = req.headers.host ?? site.domain;
+      simple(res, 301, 'Moved to HTTPS.', { location: `https://${host.replace(/:\d+$/, '')}${req.url ?? '/'}` });
+      return true;
+    }
+    if (site.redirectURL) {
+      simple(res, 302, `Moved to ${site.redirectURL}.`, { location: site.redirectURL });
+      return true;
+    }
+    if (guard(req, res, site, this.secret, ctx.proto === 'https')) return true;
+    if (site.webRoot) {
+      serveStatic(req, res, site.webRoot).catch((err: Error) => {
+        this.logger.warn(`site ${site.domain}: ${err.message}`);
+        if (!res.headersSent) simple(res, 500, 'Internal error.');
+        else res.destroy();
+      });
+      return true;
+    }
+    return false;
+  }
+}
