@@ -237,7 +237,7 @@ interleaved within each repeat. Ratios are porthole's figure divided by the othe
 ### Single-end forwarder (latest run)
 
 - Date: ${date}
-- Command: \`npm run bench\`
+- Command: \`BENCH_REPEATS=${env.BENCH_REPEATS} BENCH_DURATION=${env.BENCH_DURATION} BENCH_DUAL_DURATION=${env.BENCH_DUAL_DURATION} npm run bench\` (the knobs as they were for this run)
 - Machine: ${cpu.length} CPUs (nproc ${env.BENCH_NPROC ?? cpu.length}), ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()};
   load average when the report was written ${loadavg()
     .map((l) => l.toFixed(1))

@@ -9,7 +9,7 @@
 # The same dual-end tunnel is also measured over the other pool transports: WebSocket (type=2, tls=0) and HTTP/2
 # (type=3, which runs over TLS), beside type=0 in the same run.
 # Tunables (environment): BENCH_DURATION (iperf3 seconds, 4), BENCH_DUAL_DURATION (iperf3 seconds for the dual-end
-# part, 3), BENCH_REPEATS (3), BENCH_CONNS (2000), BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000),
+# part, 3), BENCH_REPEATS (5), BENCH_CONNS (2000), BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000),
 # BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100), BENCH_TRANSPORTS (pool types measured beside type 0: "2 3"; "" for
 # none). A short run: BENCH_REPEATS=1 BENCH_DURATION=2 BENCH_DUAL_DURATION=2 BENCH_CONNS=500 BENCH_RTT_ROUNDS=2000.
 set -euo pipefail
@@ -19,7 +19,7 @@ ROOT=$PWD
 
 export BENCH_DURATION=${BENCH_DURATION:-4}
 export BENCH_DUAL_DURATION=${BENCH_DUAL_DURATION:-3}
-export BENCH_REPEATS=${BENCH_REPEATS:-3}
+export BENCH_REPEATS=${BENCH_REPEATS:-5}
 export BENCH_CONNS=${BENCH_CONNS:-2000}
 export BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-50}
 export BENCH_RTT_ROUNDS=${BENCH_RTT_ROUNDS:-10000}
