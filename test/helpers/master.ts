@@ -5,6 +5,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.js';
+import { watchOutput } from './output-watcher.js';
 import { CLI } from './porthole.js';
 
 /** Fast timers for tests: stats every 500 ms, quick stop and restart. */
@@ -49,45 +50,8 @@ export async function startMaster(
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...FAST_ENV, PORTHOLE_STATE_DIR: stateDir, ...options.env },
   });
-  let text = '';
-  const waiters: Array<{ pattern: RegExp; resolve: (s: string) => void }> = [];
-  const onText = (c: Buffer) => {
-    text += c.toString('utf8');
-    for (const w of [...waiters]) {
-      const m = w.pattern.exec(text);
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m[0]);
-      }
-    }
-  };
-  proc.stdout?.on('data', onText);
-  proc.stderr?.on('data', onText);
   const exited = once(proc, 'exit').then(([code]) => code as number | null);
-  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
-    const m = pattern.exec(text);
-    if (m) return Promise.resolve(m[0]);
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for ${pattern}; output:\n${text}`)),
-        timeoutMs,
-      );
-      const w = {
-        pattern,
-        resolve: (s: string) => {
-          clearTimeout(timer);
-          resolve(s);
-        },
-      };
-      waiters.push(w);
-      void exited.then(() => {
-        if (waiters.includes(w)) {
-          clearTimeout(timer);
-          reject(new Error(`master exited while waiting for ${pattern}; output:\n${text}`));
-        }
-      });
-    });
-  };
+  const { output, waitFor } = watchOutput(proc, exited, 'master');
   let line: string;
   try {
     line = await waitFor(/API key: +([0-9a-f]{32})/, 15_000);
@@ -103,7 +67,7 @@ export async function startMaster(
     key,
     stateDir,
     base: `http://127.0.0.1:${port}${prefix}/v1`,
-    output: () => text,
+    output,
     waitFor,
     async stop(graceMs = 15_000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { InstanceMessage } from '../../src/instance/ipc.js';
+import { watchOutput } from './output-watcher.js';
 
 type StatsMessage = Extract<InstanceMessage, { type: 'stats' }>;
 
@@ -27,26 +28,13 @@ export function spawnPorthole(args: string[], env: Record<string, string> = {}):
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: { ...process.env, NO_COLOR: '1', ...env },
   });
-  let text = '';
-  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const stats: StatsMessage[] = [];
-  const onText = (chunk: Buffer) => {
-    text += chunk.toString('utf8');
-    for (const w of [...waiters]) {
-      const m = w.pattern.exec(text);
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m[0]);
-      }
-    }
-  };
-  proc.stdout?.on('data', onText);
-  proc.stderr?.on('data', onText);
   let onReady: () => void = () => {};
   const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  const { output, waitFor } = watchOutput(proc, exited, 'porthole');
   const ready = new Promise<void>((resolve, reject) => {
     onReady = resolve;
-    void exited.then(() => reject(new Error(`porthole exited before it was ready; output:\n${text}`)));
+    void exited.then(() => reject(new Error(`porthole exited before it was ready; output:\n${output()}`)));
   });
   ready.catch(() => {});
   proc.on('message', (m: InstanceMessage) => {
@@ -55,33 +43,10 @@ export function spawnPorthole(args: string[], env: Record<string, string> = {}):
   });
   return {
     proc,
-    output: () => text,
+    output,
     stats,
     ready,
-    waitFor(pattern, timeoutMs = 10_000) {
-      const m = pattern.exec(text);
-      if (m) return Promise.resolve(m[0]);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${pattern}; output so far:\n${text}`)),
-          timeoutMs,
-        );
-        const waiter = {
-          pattern,
-          resolve: (line: string) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        };
-        waiters.push(waiter);
-        void exited.then(() => {
-          if (waiters.includes(waiter)) {
-            clearTimeout(timer);
-            reject(new Error(`porthole exited while waiting for ${pattern}; output:\n${text}`));
-          }
-        });
-      });
-    },
+    waitFor,
     async stop(graceMs = 8000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill('SIGTERM');
