@@ -23,9 +23,11 @@ describe('hub address: host:port or a WebSocket URL', () => {
       endpoint: { host: '10.0.0.1', port: 8080 },
       url: 'ws://10.0.0.1:8080/porthole/ws',
     });
-    const proxied = parseHubAddress('WSS://edge.example.com/tunnels/porthole?x=1');
-    assert.equal(proxied.transport, 'wss');
-    assert.equal(proxied.transport !== 'tcp' && proxied.url, 'wss://edge.example.com/tunnels/porthole?x=1');
+    assert.deepEqual(parseHubAddress('WSS://edge.example.com/tunnels/porthole?x=1'), {
+      transport: 'wss',
+      endpoint: { host: 'edge.example.com', port: 443 },
+      url: 'wss://edge.example.com/tunnels/porthole?x=1',
+    });
     assert.deepEqual(parseHubAddress('ws://[::1]:9000/porthole/ws').endpoint, { host: '::1', port: 9000 });
   });
 
