@@ -249,8 +249,24 @@ export class Egress {
 
   constructor(
     private readonly dialer: Dialer,
-    private readonly options: TunnelSideOptions & { proxy: boolean; poolGetTimeout: number; localAddress: string },
+    private readonly options: TunnelSideOptions & {
+      proxy: boolean;
+      poolGetTimeout: number;
+      localAddress: string;
+      /** A signalled pool connection did not arrive or had closed (NodePass's error count, which leads to a flush). */
+      onPoolMiss(): void;
+    },
   ) {}
+
+  /** The pool connection the ingress signalled, counting a miss. */
+  private async member(id: string): Promise<PoolStream> {
+    try {
+      return await this.options.pool.get(id, this.options.poolGetTimeout);
+    } catch (err) {
+      this.options.onPoolMiss();
+      throw err;
+    }
+  }
 
   handle(signal: Signal): void {
     this.options.logger.debug(`Signal ${signal.action} ${signal.id ?? ''} from ${signal.remote ?? ''}`);
@@ -258,7 +274,7 @@ export class Egress {
     const kind = signal.action;
     if (!this.options.slots.tryAcquire(kind)) {
       this.options.logger.warn(`${kind.toUpperCase()} slot limit reached: dropped ${signal.remote}`);
-      void this.options.pool.get(signal.id, this.options.poolGetTimeout).then(
+      void this.member(signal.id).then(
         (s) => s.destroy(),
         () => {},
       );
@@ -277,7 +293,7 @@ export class Egress {
   }
 
   private async tcp(id: string, remote: string): Promise<void> {
-    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    const pool = await this.member(id);
     pool.on('error', () => {});
     let target: Socket;
     try {
@@ -308,7 +324,7 @@ export class Egress {
   }
 
   private async udp(id: string): Promise<void> {
-    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    const pool = await this.member(id);
     const { traffic } = this.options;
     let target: UdpSocket;
     try {

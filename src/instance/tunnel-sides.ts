@@ -42,6 +42,8 @@ export class TunnelSides {
    */
   private role: 'ingress' | 'egress' | undefined;
   private verifier: CertificateVerifier | undefined;
+  /** Signalled pool connections the egress could not get since the last flush (NodePass's error count). */
+  private poolMisses = 0;
 
   constructor(private readonly options: TunnelSidesOptions) {}
 
@@ -85,6 +87,7 @@ export class TunnelSides {
       ...this.sideOptions(),
       proxy: params.proxy === 1,
       localAddress: params.dial,
+      onPoolMiss: () => this.poolMisses++,
     });
     this.options.dataPlane.dialer.start();
   }
@@ -98,6 +101,7 @@ export class TunnelSides {
       logger,
       onSignal: (signal) => this.onSignal(signal),
       onFatal: control.onFatal,
+      onHealthCheck: () => this.checkPoolHealth(),
     });
     if (this.ingress) this.ingress.control = this.control;
     if (!control.verify) {
@@ -115,8 +119,26 @@ export class TunnelSides {
 
   private onSignal(signal: Signal): void {
     if (signal.action === 'verify') this.verifier?.check(signal, () => this.markVerified());
-    else if (signal.action === 'flush') this.options.pool.flush();
+    else if (signal.action === 'flush') this.flushPool();
     else if (this.role === 'egress') this.egress?.handle(signal);
+  }
+
+  /**
+   * NodePass's rule, on every health check: more missed pool connections than half the idle ones means the pool has
+   * gone stale (members a middlebox dropped, ids lost): both ends close their idle members and the client dials fresh.
+   */
+  private checkPoolHealth(): void {
+    if (this.poolMisses <= Math.floor(this.options.pool.size / 2)) return;
+    this.options.logger.warn(
+      `${this.poolMisses} signalled pool connection(s) missing since the last check: flushing ${this.options.pool.size} idle on both ends`,
+    );
+    this.control?.send({ action: 'flush' });
+    this.flushPool();
+  }
+
+  private flushPool(): void {
+    this.options.pool.flush();
+    this.poolMisses = 0;
   }
 
   private markVerified(): void {
@@ -129,6 +151,7 @@ export class TunnelSides {
     this.control?.close();
     this.control = undefined;
     this.verifier = undefined;
+    this.poolMisses = 0;
     this.options.pool.close('tunnel down');
     if (this.ingress) {
       this.ingress.open = false;
