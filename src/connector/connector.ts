@@ -5,7 +5,10 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
 import { checkHttp, checkPort, checkPortMap, type Http, type PortMap, RuleError } from '../hub/rules.js';
-import { type ConnectorConfig, saveConfig } from './config.js';
+import { AcmeCertificates } from './acme-certificates.js';
+import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY } from './acme-issuer.js';
+import { AcmeStore } from './acme-store.js';
+import { acmeStateDir, type ConnectorConfig, saveConfig } from './config.js';
 import { ListenError, NotConnectedError, PortNotOwnedError, RuleConflictError, RuleNotFoundError } from './errors.js';
 import { HubDialer } from './hub-dialer.js';
 import { SessionKeeper } from './keeper.js';
@@ -93,10 +96,19 @@ export class Connector {
     readonly config: ConnectorConfig,
     readonly path: string,
     readonly logger: Logger,
+    /** Where ACME state is cached (default: `acme/` beside the config file). */
+    acmeDir = acmeStateDir(path),
   ) {
     const dialer = new HubDialer(config.hub, config);
     this.portmaps = new PortmapListeners(() => this.keeper.session, logger);
-    this.sites = new SiteStreams(() => this.config.https, logger, config.secret);
+    const directoryUrl = process.env.PORTHOLE_ACME_DIRECTORY || config.acme?.directoryUrl || LETS_ENCRYPT_DIRECTORY;
+    const acmeStore = new AcmeStore(acmeDir, directoryUrl);
+    const acme = new AcmeCertificates(
+      new AcmeIssuer(directoryUrl, config.acme?.email, acmeStore, logger),
+      acmeStore,
+      logger,
+    );
+    this.sites = new SiteStreams(() => this.config.https, logger, config.secret, acme);
     this.keeper = new SessionKeeper(
       dialer,
       { tunnelId: config.tunnelId, secret: config.secret, name: config.name },
@@ -112,6 +124,8 @@ export class Connector {
     );
     this.keeper.onConnected = (session) => {
       if (this.portmaps.size > 0) session.enableOutbound();
+      // Certificates are ordered once the hub routes our domains, so the CA's challenge request reaches us.
+      this.sites.certificates.sync(this.config.https);
     };
   }
 
@@ -135,6 +149,7 @@ export class Connector {
     this.keeper.stop();
     this.portmaps.stopAll();
     this.sites.proxy.close();
+    this.sites.certificates.acme.stop();
   }
 
   /** Runs config mutations one at a time, so concurrent API calls cannot interleave their writes. */
@@ -148,6 +163,7 @@ export class Connector {
     await saveConfig(this.path, this.config);
     this.session?.sendRules(this.config.ports);
     this.session?.sendSites(this.siteClaims());
+    if (this.session && !this.session.isClosed) this.sites.certificates.sync(this.config.https);
   }
 
   /** What the hub needs of our sites to route to us: the domain and its firewall. */

@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  type ConnectorProcess,
+  configureConnector,
+  type HubProcess,
+  removeDir,
+  startConnector,
+  startHub,
+  tempDir,
+} from '../helpers/hub.js';
+import { freePort } from '../helpers/net.js';
+import { type Pebble, pebbleMissing, startPebble } from '../helpers/pebble.js';
+
+const missing = pebbleMissing();
+if (missing) console.log(`# Let's Encrypt tests skipped: ${missing}`);
+
+interface Served {
+  authorized: boolean;
+  authorizationError: string | undefined;
+  cert: X509Certificate;
+  body: string;
+}
+
+/** GET / over the hub's HTTPS listener with `domain` as SNI; verifies against `ca` when given (never rejects on it). */
+function fetchOverHub(hub: HubProcess, domain: string, ca?: string): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: hub.httpsPort,
+      servername: domain,
+      rejectUnauthorized: false,
+      ...(ca ? { ca } : {}),
+    });
+    const timer = setTimeout(() => socket.destroy(new Error(`GET https://${domain}/ timed out`)), 15_000);
+    let text = '';
+    let peer: X509Certificate | undefined;
+    let authorized = false;
+    let authorizationError: string | undefined;
+    socket.once('secureConnect', () => {
+      // Read now: after close the socket no longer has them.
+      peer = socket.getPeerX509Certificate();
+      authorized = socket.authorized;
+      authorizationError = socket.authorizationError ? String(socket.authorizationError) : undefined;
+      // No half-close: the server ends the connection after its answer (Connection: close).
+      socket.write(`GET / HTTP/1.1\r\nHost: ${domain}\r\nConnection: close\r\n\r\n`);
+    });
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => {
+      text += c;
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (!peer) return reject(new Error(`no certificate from https://${domain}/; got ${JSON.stringify(text)}`));
+      resolve({
+        authorized,
+        authorizationError,
+        cert: peer,
+        body: text.split('\r\n\r\n').slice(1).join('\r\n\r\n'),
+      });
+    });
+  });
+}
+
+function modeOf(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+describe(
+  "Let's Encrypt certificates (useLetsEnc) from pebble through the hub",
+  { skip: missing, timeout: 120_000 },
+  () => {
+    let hub: HubProcess;
+    let origin: Server;
+    let originPort = 0;
+    let dir = '';
+
+    before(async () => {
+      dir = tempDir('porthole-acme-');
+      origin = createServer((req, res) => {
+        const body = `origin saw ${req.url}`;
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+      await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+      originPort = (origin.address() as { port: number }).port;
+      hub = await startHub();
+    });
+
+    after(async () => {
+      await hub?.stop();
+      origin?.close();
+      origin?.closeAllConnections();
+      removeDir(dir);
+    });
+
+    /** A connector with one secure useLetsEnc site proxied to the origin, trusting pebble's directory. */
+    async function connectorFor(
+      pebble: Pebble,
+      name: string,
+      domain: string,
+    ): Promise<{ config: string; env: Record<string, string> }> {
+      const config = await configureConnector(hub, name, dir);
+      const data = JSON.parse(readFileSync(config, 'utf8'));
+      data.https = [{ domain, secure: true, useLetsEnc: true, destination: '127.0.0.1', port: originPort }];
+      data.acme = { email: 'ops@porthole.test' };
+      writeFileSync(config, JSON.stringify(data, null, 2));
+      return { config, env: { PORTHOLE_ACME_DIRECTORY: pebble.directory, NODE_EXTRA_CA_CERTS: pebble.trustFile } };
+    }
+
+    describe('issuance, cache and renewal', () => {
+      const domain = `le-${randomBytes(4).toString('hex')}.porthole.test`;
+      let pebble: Pebble;
+      let connector: ConnectorProcess | undefined;
+      let setup: { config: string; env: Record<string, string> };
+      let first: X509Certificate;
+      let orders = 0;
+
+      before(async () => {
+        // 45 s certificates: renewal (at two thirds) comes 30 s after issuance, within this suite's time.
+        pebble = await startPebble({ httpPort: hub.httpPort, dir: join(dir, 'issue'), validity: 45 });
+        setup = await connectorFor(pebble, 'le', domain);
+      });
+
+      after(async () => {
+        await connector?.stop();
+        await pebble?.stop();
+      });
+
+      test('says it serves self-signed meanwhile, then serves the certificate pebble issued after an HTTP-01 challenge through the tunnel', async () => {
+        connector = await startConnector(setup.config, undefined, setup.env);
+        await connector.waitFor(
+          /requesting a certificate from https:\/\/127\.0\.0\.1:\d+\/dir; serving a self-signed/,
+          10_000,
+        );
+        await connector.waitFor(/obtained the Let's Encrypt certificate/, 40_000);
+        assert.match(connector.output(), /answered the ACME HTTP-01 challenge/);
+        const [root, intermediate] = await Promise.all([pebble.root(), pebble.intermediate()]);
+        const served = await fetchOverHub(hub, domain, root);
+        assert.equal(served.authorized, true, `verification against pebble's root: ${served.authorizationError}`);
+        assert.equal(served.cert.checkHost(domain), domain);
+        assert.ok(served.cert.checkIssued(new X509Certificate(intermediate)), "issued by pebble's intermediate");
+        assert.equal(served.body, 'origin saw /');
+        first = served.cert;
+        orders = pebble.orders();
+        assert.equal(orders, 1);
+
+        // Cached beside the config: account key and certificate key readable by the owner only.
+        const acmeDir = join(dir, 'acme');
+        const store = readdirSync(acmeDir)[0] ?? '';
+        assert.ok(store.startsWith('127.0.0.1_'), `ACME store dir ${store}`);
+        assert.equal(modeOf(join(acmeDir, store, 'account.key')), 0o600);
+        assert.equal(modeOf(join(acmeDir, store, 'certs', `${domain}.key`)), 0o600);
+        assert.equal(
+          new X509Certificate(readFileSync(join(acmeDir, store, 'certs', `${domain}.crt`))).serialNumber,
+          first.serialNumber,
+        );
+      });
+
+      test('a restarted connector serves the cached certificate without a new order', async () => {
+        assert.ok(connector, 'the first test started the connector');
+        await connector.stop();
+        connector = await startConnector(setup.config, undefined, setup.env);
+        await connector.waitFor(/using the cached Let's Encrypt certificate/, 10_000);
+        const served = await fetchOverHub(hub, domain, await pebble.root());
+        assert.equal(served.authorized, true, String(served.authorizationError));
+        assert.equal(served.cert.serialNumber, first.serialNumber);
+        assert.equal(pebble.orders(), orders, 'no new order');
+        assert.doesNotMatch(connector.output(), /self-signed/);
+      });
+
+      test('renews before expiry and serves the new certificate on the running listener', async () => {
+        assert.ok(connector);
+        await connector.waitFor(/renewed the Let's Encrypt certificate/, 45_000);
+        const served = await fetchOverHub(hub, domain, await pebble.root());
+        assert.equal(served.authorized, true, String(served.authorizationError));
+        assert.notEqual(served.cert.serialNumber, first.serialNumber);
+        assert.ok(new Date(served.cert.validTo) > new Date(first.validTo));
+        assert.equal(pebble.orders(), orders + 1);
+        assert.equal(served.body, 'origin saw /');
+      });
+    });
+
+    test('a failed challenge is logged, retried later, and the site keeps serving self-signed', async () => {
+      // The CA's validation requests go to a port where nothing listens: the challenge fails.
+      const pebble = await startPebble({ httpPort: await freePort(), dir: join(dir, 'fail') });
+      let connector: ConnectorProcess | undefined;
+      try {
+        const domain = `fail-${randomBytes(4).toString('hex')}.porthole.test`;
+        const setup = await connectorFor(pebble, 'fail', domain);
+        connector = await startConnector(setup.config, undefined, setup.env);
+        const line = await connector.waitFor(/Let's Encrypt certificate not obtained \(attempt 1\).*/, 40_000);
+        assert.match(line, /still serving a self-signed certificate, retrying in \d+s/);
+        const served = await fetchOverHub(hub, domain);
+        assert.equal(served.cert.subject, served.cert.issuer, 'self-signed');
+        assert.equal(served.cert.checkHost(domain), domain);
+        assert.equal(served.body, 'origin saw /');
+        assert.equal(connector.proc.exitCode, null, 'the connector is still running');
+      } finally {
+        await connector?.stop();
+        await pebble.stop();
+      }
+    });
+  },
+);
