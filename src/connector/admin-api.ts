@@ -80,6 +80,16 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
             state: Type.String(),
             lastError: Type.String(),
             rtt: Type.Number(),
+            traffic: Type.Object(
+              {
+                tcpStreams: Type.Integer(),
+                udpStreams: Type.Integer(),
+                httpStreams: Type.Integer({ description: 'HTTP/HTTPS site connections' }),
+                bytesIn: Type.Number({ description: 'bytes from the hub to destinations since start' }),
+                bytesOut: Type.Number({ description: 'bytes from destinations to the hub since start' }),
+              },
+              { description: 'streams served since the connector started; site connections count when they close' },
+            ),
           }),
         },
       },
@@ -95,6 +105,7 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
       state: keeper.state,
       lastError: keeper.lastError,
       rtt: connector.session?.rtt ?? -1,
+      traffic: { ...connector.counters },
     }),
   );
 

@@ -89,7 +89,7 @@ export class Connector {
   readonly keeper: SessionKeeper;
   readonly portmaps: PortmapListeners;
   readonly sites: SiteStreams;
-  readonly counters: StreamCounters = { tcpStreams: 0, udpStreams: 0, bytesIn: 0, bytesOut: 0 };
+  readonly counters: StreamCounters = { tcpStreams: 0, udpStreams: 0, httpStreams: 0, bytesIn: 0, bytesOut: 0 };
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -108,7 +108,7 @@ export class Connector {
       acmeStore,
       logger,
     );
-    this.sites = new SiteStreams(() => this.config.https, logger, config.secret, acme);
+    this.sites = new SiteStreams(() => this.config.https, logger, config.secret, acme, this.counters);
     this.keeper = new SessionKeeper(
       dialer,
       { tunnelId: config.tunnelId, secret: config.secret, name: config.name },

@@ -10,6 +10,7 @@ import { guard } from './site-auth.js';
 import { SiteProxy, type StreamContext, simple } from './site-proxy.js';
 import { SiteCertificates } from './site-tls.js';
 import { serveStatic } from './static-files.js';
+import type { StreamCounters } from './streams.js';
 
 const DIAL_TIMEOUT = 10_000;
 const ACME_CHALLENGE = '/.well-known/acme-challenge/';
@@ -29,6 +30,7 @@ export class SiteStreams {
     /** Keys the login cookies of password-protected sites (the tunnel secret). */
     private readonly secret: string,
     acme: AcmeCertificates,
+    private readonly counters: StreamCounters,
   ) {
     this.certificates = new SiteCertificates(logger, acme);
     this.proxy = new SiteProxy(
@@ -43,12 +45,25 @@ export class SiteStreams {
     return this.sites().find((s) => s.domain.toLowerCase() === d);
   }
 
+  /**
+   * Adds a served connection to the traffic counters when it closes (node:http and TLS own its reads and writes,
+   * so its totals are taken then; TLS ones count the plaintext).
+   */
+  private count(stream: Socket): void {
+    this.counters.httpStreams++;
+    stream.once('close', () => {
+      this.counters.bytesIn += stream.bytesRead;
+      this.counters.bytesOut += stream.bytesWritten;
+    });
+  }
+
   serve(open: MessageOf<'open'>, socket: Socket): void {
     socket.on('error', () => {});
     const domain = typeof open.domain === 'string' ? open.domain : '';
     const site = this.find(domain);
     const client = typeof open.client?.address === 'string' ? open.client.address : '';
     if (open.kind === 'http') {
+      this.count(socket);
       // A site removed a moment ago may still be routed here until the hub has our new claims: the proxy answers 404.
       this.proxy.serve(socket, { domain: site?.domain ?? domain, client, proto: 'http' });
       return;
@@ -71,6 +86,7 @@ export class SiteStreams {
       (secureContext) => {
         const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
         tls.on('error', (err) => this.logger.debug(`site ${site.domain}: TLS: ${err.message}`));
+        this.count(tls);
         this.proxy.serve(tls, { domain: site.domain, client, proto: 'https' });
       },
       (err: Error) => {
@@ -92,8 +108,20 @@ export class SiteStreams {
     target.once('connect', () => {
       clearTimeout(timer);
       target.removeAllListeners('error');
-      const none = { bucket: undefined, count: () => {} };
-      const relay = new Relay(socket, target, { up: none, down: none, idleTimeout: 0 });
+      this.counters.httpStreams++;
+      const up = {
+        bucket: undefined,
+        count: (n: number) => {
+          this.counters.bytesIn += n;
+        },
+      };
+      const down = {
+        bucket: undefined,
+        count: (n: number) => {
+          this.counters.bytesOut += n;
+        },
+      };
+      const relay = new Relay(socket, target, { up, down, idleTimeout: 0 });
       relay.startUp();
       relay.startDown();
     });

@@ -108,7 +108,7 @@ export class Hub {
       sites: this.sites,
       logger,
       sessionOf: (id) => this.sessions.get(id),
-      relay: (client, stream, session) => this.relay(client, stream, [session.tunnel]),
+      relay: (client, stream, session, head) => this.relay(client, stream, [session.tunnel], head.length),
     });
   }
 
@@ -499,8 +499,10 @@ export class Hub {
     );
   }
 
-  private relay(user: Socket, target: Socket, tunnels: StoredTunnel[]): void {
+  /** `counted`: bytes already forwarded outside the relay (a site's routing head), added to the bandwidth. */
+  private relay(user: Socket, target: Socket, tunnels: StoredTunnel[], counted = 0): void {
     const flow = this.flowFor(tunnels);
+    if (counted > 0) flow.count(counted);
     const relay = new Relay(user, target, { up: flow, down: flow, idleTimeout: 0 });
     relay.startUp();
     relay.startDown();
