@@ -1,3 +1,4 @@
+import { request } from 'node:https';
 import acme from 'acme-client';
 import type { Logger } from '../common/logger.js';
 import { type AcmeStore, checkCertificate, type IssuedCertificate } from './acme-store.js';
@@ -6,6 +7,39 @@ export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/dire
 
 /** A request to the ACME directory that gets no answer fails after this long instead of hanging issuance. */
 const HTTP_TIMEOUT = 30_000;
+
+/**
+ * acme-client retries failed requests itself (5 times, 5 s apart and growing: over a minute); our own retry with
+ * backoff covers longer outages, so a failure is reported after two quick retries instead.
+ */
+function limitClientRetries(): void {
+  acme.axios.defaults.timeout = HTTP_TIMEOUT;
+  const settings = (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number; retryDefaultDelay: number } })
+    .acmeSettings;
+  if (settings) {
+    settings.retryMaxAttempts = 2;
+    settings.retryDefaultDelay = 2;
+  }
+}
+
+/** Why the directory cannot be fetched (network error or HTTP status), or undefined when it answers 200. */
+function probeDirectory(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let req: ReturnType<typeof request>;
+    try {
+      req = request(url, { method: 'GET', timeout: 10_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`);
+      });
+    } catch (err) {
+      resolve((err as Error).message);
+      return;
+    }
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (err) => resolve(err.message));
+    req.end();
+  });
+}
 
 export class AcmeIssueError extends Error {
   override readonly name = 'AcmeIssueError';
@@ -27,7 +61,7 @@ export class AcmeIssuer {
     private readonly store: AcmeStore,
     private readonly logger: Logger,
   ) {
-    acme.axios.defaults.timeout = HTTP_TIMEOUT;
+    limitClientRetries();
   }
 
   challengeResponse(domain: string, token: string): string | undefined {
@@ -80,7 +114,7 @@ export class AcmeIssuer {
     try {
       client = await this.account();
     } catch (err) {
-      throw new AcmeIssueError(`ACME account at ${this.directoryUrl}: ${describe(err)}`);
+      throw new AcmeIssueError(`ACME account at ${this.directoryUrl}: ${await this.explain(err)}`);
     }
     const [key, csr] = await acme.crypto.createCsr({ commonName: name, altNames: [name] });
     let cert: string;
@@ -103,9 +137,19 @@ export class AcmeIssuer {
       });
     } catch (err) {
       for (const k of [...this.challenges.keys()]) if (k.startsWith(`${name} `)) this.challenges.delete(k);
-      throw new AcmeIssueError(`certificate for ${name} from ${this.directoryUrl}: ${describe(err)}`);
+      throw new AcmeIssueError(`certificate for ${name} from ${this.directoryUrl}: ${await this.explain(err)}`);
     }
     return checkCertificate(name, cert, key.toString());
+  }
+
+  /**
+   * acme-client reports a network failure as a TypeError from inside its retry handler once its retries are spent;
+   * the directory is fetched once more to name the real cause.
+   */
+  private async explain(err: unknown): Promise<string> {
+    if (!(err instanceof TypeError)) return describe(err);
+    const cause = await probeDirectory(this.directoryUrl);
+    return cause ? `directory unreachable: ${cause}` : describe(err);
   }
 }
 

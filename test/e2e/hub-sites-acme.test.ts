@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import {
   type ConnectorProcess,
+  client,
   configureConnector,
   type HubProcess,
   removeDir,
@@ -71,126 +72,152 @@ function fetchOverHub(hub: HubProcess, domain: string, ca?: string): Promise<Ser
   });
 }
 
+/** The status of a plain HTTP GET through the hub's HTTP listener. */
+function httpStatus(hub: HubProcess, host: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: hub.httpPort, path, headers: { host }, agent: false, timeout: 10_000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET http://${host}${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function modeOf(path: string): number {
   return statSync(path).mode & 0o777;
 }
 
-describe(
-  "Let's Encrypt certificates (useLetsEnc) from pebble through the hub",
-  { skip: missing, timeout: 120_000 },
-  () => {
-    let hub: HubProcess;
-    let origin: Server;
-    let originPort = 0;
-    let dir = '';
+describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 120_000 }, () => {
+  let hub: HubProcess;
+  let origin: Server;
+  let originPort = 0;
+  let dir = '';
+
+  before(async () => {
+    dir = tempDir('porthole-acme-');
+    origin = createServer((req, res) => {
+      const body = `origin saw ${req.url}`;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    originPort = (origin.address() as { port: number }).port;
+    hub = await startHub();
+  });
+
+  after(async () => {
+    await hub?.stop();
+    origin?.close();
+    origin?.closeAllConnections();
+    removeDir(dir);
+  });
+
+  /** A connector with one secure useLetsEnc site proxied to the origin, trusting pebble's directory. */
+  async function connectorFor(
+    pebble: Pick<Pebble, 'directory' | 'trustFile'>,
+    name: string,
+    domain: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<{ config: string; env: Record<string, string> }> {
+    const config = await configureConnector(hub, name, dir);
+    const data = JSON.parse(readFileSync(config, 'utf8'));
+    data.https = [{ domain, secure: true, useLetsEnc: true, destination: '127.0.0.1', port: originPort, ...extra }];
+    data.acme = { email: 'ops@porthole.test' };
+    writeFileSync(config, JSON.stringify(data, null, 2));
+    const env: Record<string, string> = { PORTHOLE_ACME_DIRECTORY: pebble.directory };
+    if (pebble.trustFile) env.NODE_EXTRA_CA_CERTS = pebble.trustFile;
+    return { config, env };
+  }
+
+  describe('issuance, cache and renewal (pebble)', { skip: missing }, () => {
+    const domain = `le-${randomBytes(4).toString('hex')}.porthole.test`;
+    let pebble: Pebble;
+    let connector: ConnectorProcess | undefined;
+    let setup: { config: string; env: Record<string, string> };
+    let first: X509Certificate;
+    let orders = 0;
 
     before(async () => {
-      dir = tempDir('porthole-acme-');
-      origin = createServer((req, res) => {
-        const body = `origin saw ${req.url}`;
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-      });
-      await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-      originPort = (origin.address() as { port: number }).port;
-      hub = await startHub();
+      // 45 s certificates: renewal (at two thirds) comes 30 s after issuance, within this suite's time.
+      pebble = await startPebble({ httpPort: hub.httpPort, dir: join(dir, 'issue'), validity: 45 });
+      // redirect: the challenge must be answered before the HTTP→HTTPS redirect would turn the CA away.
+      setup = await connectorFor(pebble, 'le', domain, { redirect: true });
     });
 
     after(async () => {
-      await hub?.stop();
-      origin?.close();
-      origin?.closeAllConnections();
-      removeDir(dir);
+      await connector?.stop();
+      await pebble?.stop();
     });
 
-    /** A connector with one secure useLetsEnc site proxied to the origin, trusting pebble's directory. */
-    async function connectorFor(
-      pebble: Pebble,
-      name: string,
-      domain: string,
-    ): Promise<{ config: string; env: Record<string, string> }> {
-      const config = await configureConnector(hub, name, dir);
-      const data = JSON.parse(readFileSync(config, 'utf8'));
-      data.https = [{ domain, secure: true, useLetsEnc: true, destination: '127.0.0.1', port: originPort }];
-      data.acme = { email: 'ops@porthole.test' };
-      writeFileSync(config, JSON.stringify(data, null, 2));
-      return { config, env: { PORTHOLE_ACME_DIRECTORY: pebble.directory, NODE_EXTRA_CA_CERTS: pebble.trustFile } };
-    }
+    test('says it serves self-signed meanwhile, then serves the certificate pebble issued after an HTTP-01 challenge through the tunnel', async () => {
+      connector = await startConnector(setup.config, undefined, setup.env);
+      await connector.waitFor(
+        /requesting a certificate from https:\/\/127\.0\.0\.1:\d+\/dir; serving a self-signed/,
+        10_000,
+      );
+      await connector.waitFor(/obtained the Let's Encrypt certificate/, 40_000);
+      assert.match(connector.output(), /answered the ACME HTTP-01 challenge/);
+      const [root, intermediate] = await Promise.all([pebble.root(), pebble.intermediate()]);
+      const served = await fetchOverHub(hub, domain, root);
+      assert.equal(served.authorized, true, `verification against pebble's root: ${served.authorizationError}`);
+      assert.equal(served.cert.checkHost(domain), domain);
+      assert.ok(served.cert.checkIssued(new X509Certificate(intermediate)), "issued by pebble's intermediate");
+      assert.equal(served.body, 'origin saw /');
+      assert.equal(await httpStatus(hub, domain, '/'), 301, 'plain HTTP redirects');
+      assert.equal(
+        await httpStatus(hub, domain, '/.well-known/acme-challenge/not-ours'),
+        301,
+        'a token the connector did not ask for goes on to the site',
+      );
+      first = served.cert;
+      orders = pebble.orders();
+      assert.equal(orders, 1);
 
-    describe('issuance, cache and renewal', () => {
-      const domain = `le-${randomBytes(4).toString('hex')}.porthole.test`;
-      let pebble: Pebble;
-      let connector: ConnectorProcess | undefined;
-      let setup: { config: string; env: Record<string, string> };
-      let first: X509Certificate;
-      let orders = 0;
-
-      before(async () => {
-        // 45 s certificates: renewal (at two thirds) comes 30 s after issuance, within this suite's time.
-        pebble = await startPebble({ httpPort: hub.httpPort, dir: join(dir, 'issue'), validity: 45 });
-        setup = await connectorFor(pebble, 'le', domain);
-      });
-
-      after(async () => {
-        await connector?.stop();
-        await pebble?.stop();
-      });
-
-      test('says it serves self-signed meanwhile, then serves the certificate pebble issued after an HTTP-01 challenge through the tunnel', async () => {
-        connector = await startConnector(setup.config, undefined, setup.env);
-        await connector.waitFor(
-          /requesting a certificate from https:\/\/127\.0\.0\.1:\d+\/dir; serving a self-signed/,
-          10_000,
-        );
-        await connector.waitFor(/obtained the Let's Encrypt certificate/, 40_000);
-        assert.match(connector.output(), /answered the ACME HTTP-01 challenge/);
-        const [root, intermediate] = await Promise.all([pebble.root(), pebble.intermediate()]);
-        const served = await fetchOverHub(hub, domain, root);
-        assert.equal(served.authorized, true, `verification against pebble's root: ${served.authorizationError}`);
-        assert.equal(served.cert.checkHost(domain), domain);
-        assert.ok(served.cert.checkIssued(new X509Certificate(intermediate)), "issued by pebble's intermediate");
-        assert.equal(served.body, 'origin saw /');
-        first = served.cert;
-        orders = pebble.orders();
-        assert.equal(orders, 1);
-
-        // Cached beside the config: account key and certificate key readable by the owner only.
-        const acmeDir = join(dir, 'acme');
-        const store = readdirSync(acmeDir)[0] ?? '';
-        assert.ok(store.startsWith('127.0.0.1_'), `ACME store dir ${store}`);
-        assert.equal(modeOf(join(acmeDir, store, 'account.key')), 0o600);
-        assert.equal(modeOf(join(acmeDir, store, 'certs', `${domain}.key`)), 0o600);
-        assert.equal(
-          new X509Certificate(readFileSync(join(acmeDir, store, 'certs', `${domain}.crt`))).serialNumber,
-          first.serialNumber,
-        );
-      });
-
-      test('a restarted connector serves the cached certificate without a new order', async () => {
-        assert.ok(connector, 'the first test started the connector');
-        await connector.stop();
-        connector = await startConnector(setup.config, undefined, setup.env);
-        await connector.waitFor(/using the cached Let's Encrypt certificate/, 10_000);
-        const served = await fetchOverHub(hub, domain, await pebble.root());
-        assert.equal(served.authorized, true, String(served.authorizationError));
-        assert.equal(served.cert.serialNumber, first.serialNumber);
-        assert.equal(pebble.orders(), orders, 'no new order');
-        assert.doesNotMatch(connector.output(), /self-signed/);
-      });
-
-      test('renews before expiry and serves the new certificate on the running listener', async () => {
-        assert.ok(connector);
-        await connector.waitFor(/renewed the Let's Encrypt certificate/, 45_000);
-        const served = await fetchOverHub(hub, domain, await pebble.root());
-        assert.equal(served.authorized, true, String(served.authorizationError));
-        assert.notEqual(served.cert.serialNumber, first.serialNumber);
-        assert.ok(new Date(served.cert.validTo) > new Date(first.validTo));
-        assert.equal(pebble.orders(), orders + 1);
-        assert.equal(served.body, 'origin saw /');
-      });
+      // Cached beside the config: account key and certificate key readable by the owner only.
+      const acmeDir = join(dir, 'acme');
+      const store = readdirSync(acmeDir)[0] ?? '';
+      assert.ok(store.startsWith('127.0.0.1_'), `ACME store dir ${store}`);
+      assert.equal(modeOf(join(acmeDir, store, 'account.key')), 0o600);
+      assert.equal(modeOf(join(acmeDir, store, 'certs', `${domain}.key`)), 0o600);
+      assert.equal(
+        new X509Certificate(readFileSync(join(acmeDir, store, 'certs', `${domain}.crt`))).serialNumber,
+        first.serialNumber,
+      );
     });
 
-    test('a failed challenge is logged, retried later, and the site keeps serving self-signed', async () => {
+    test('a restarted connector serves the cached certificate without a new order', async () => {
+      assert.ok(connector, 'the first test started the connector');
+      await connector.stop();
+      connector = await startConnector(setup.config, undefined, setup.env);
+      await connector.waitFor(/using the cached Let's Encrypt certificate/, 10_000);
+      const served = await fetchOverHub(hub, domain, await pebble.root());
+      assert.equal(served.authorized, true, String(served.authorizationError));
+      assert.equal(served.cert.serialNumber, first.serialNumber);
+      assert.equal(pebble.orders(), orders, 'no new order');
+      assert.doesNotMatch(connector.output(), /self-signed/);
+    });
+
+    test('renews before expiry and serves the new certificate on the running listener', async () => {
+      assert.ok(connector);
+      await connector.waitFor(/renewed the Let's Encrypt certificate/, 45_000);
+      const served = await fetchOverHub(hub, domain, await pebble.root());
+      assert.equal(served.authorized, true, String(served.authorizationError));
+      assert.notEqual(served.cert.serialNumber, first.serialNumber);
+      assert.ok(new Date(served.cert.validTo) > new Date(first.validTo));
+      assert.equal(pebble.orders(), orders + 1);
+      assert.equal(served.body, 'origin saw /');
+    });
+  });
+
+  test(
+    'a failed challenge is logged, retried later, and the site keeps serving self-signed',
+    { skip: missing },
+    async () => {
       // The CA's validation requests go to a port where nothing listens: the challenge fails.
       const pebble = await startPebble({ httpPort: await freePort(), dir: join(dir, 'fail') });
       let connector: ConnectorProcess | undefined;
@@ -209,6 +236,23 @@ describe(
         await connector?.stop();
         await pebble.stop();
       }
-    });
-  },
-);
+    },
+  );
+
+  test('an unreachable ACME directory is logged and the site keeps serving self-signed', async () => {
+    const closed = await freePort();
+    const domain = `nodir-${randomBytes(4).toString('hex')}.porthole.test`;
+    const setup = await connectorFor({ directory: `https://127.0.0.1:${closed}/dir`, trustFile: '' }, 'nodir', domain);
+    const connector = await startConnector(setup.config, undefined, setup.env);
+    try {
+      const line = await connector.waitFor(/Let's Encrypt certificate not obtained \(attempt 1\).*/, 40_000);
+      assert.match(line, new RegExp(`127\\.0\\.0\\.1:${closed}.*ECONNREFUSED`));
+      const served = await fetchOverHub(hub, domain);
+      assert.equal(served.cert.subject, served.cert.issuer, 'self-signed');
+      assert.equal(served.body, 'origin saw /');
+      assert.equal((await client(connector, 'GET', '/info')).body.isTunConnected, true);
+    } finally {
+      await connector.stop();
+    }
+  });
+});
