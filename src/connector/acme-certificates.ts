@@ -27,8 +27,22 @@ export function renewalTime(cert: { notBefore: Date; notAfter: Date }): number {
 interface DomainState {
   current: { issued: IssuedCertificate; context: SecureContext } | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (renewal or retry). */
+  next: Date | undefined;
   running: Promise<void> | undefined;
   failures: number;
+  lastError: string | undefined;
+}
+
+/** What the health API shows of a domain's Let's Encrypt certificate. */
+export interface AcmeStatus {
+  /** valid: serving it; pending: first order running; failed: none yet, retrying (the site serves self-signed). */
+  state: 'valid' | 'pending' | 'failed';
+  notAfter?: string;
+  /** The next renewal or retry. */
+  next?: string;
+  /** The last failure, until an order succeeds. */
+  error?: string;
 }
 
 /**
@@ -55,6 +69,17 @@ export class AcmeCertificates {
     return this.issuer.challengeResponse(domain, token);
   }
 
+  status(domain: string): AcmeStatus | undefined {
+    const state = this.domains.get(domain.toLowerCase());
+    if (!state) return undefined;
+    return {
+      state: state.current ? 'valid' : state.lastError ? 'failed' : 'pending',
+      ...(state.current ? { notAfter: state.current.issued.notAfter.toISOString() } : {}),
+      ...(state.next ? { next: state.next.toISOString() } : {}),
+      ...(state.lastError ? { error: state.lastError } : {}),
+    };
+  }
+
   /** Starts managing each of `wanted` not managed yet, stops managing the others (their files stay cached). */
   sync(wanted: string[]): void {
     const names = new Set(wanted.map((d) => d.toLowerCase()));
@@ -65,7 +90,14 @@ export class AcmeCertificates {
     }
     for (const domain of names) {
       if (this.domains.has(domain)) continue;
-      const state: DomainState = { current: undefined, timer: undefined, running: undefined, failures: 0 };
+      const state: DomainState = {
+        current: undefined,
+        timer: undefined,
+        next: undefined,
+        running: undefined,
+        failures: 0,
+        lastError: undefined,
+      };
       this.domains.set(domain, state);
       state.running = this.start(domain, state).finally(() => {
         state.running = undefined;
@@ -116,6 +148,7 @@ export class AcmeCertificates {
     } catch (err) {
       if (this.domains.get(domain) !== state) return;
       state.failures++;
+      state.lastError = (err as Error).message;
       const delay = Math.min(this.timing.firstRetry * 2 ** (state.failures - 1), this.timing.maxRetry);
       this.logger.error(
         `site ${domain}: Let's Encrypt certificate not obtained (attempt ${state.failures}): ${(err as Error).message}; ` +
@@ -127,6 +160,7 @@ export class AcmeCertificates {
     // The site may have been removed (or re-added, a new state) while the order ran: its result is not ours to install.
     if (this.domains.get(domain) !== state) return;
     state.failures = 0;
+    state.lastError = undefined;
     try {
       await this.store.saveCertificate(domain, issued);
     } catch (err) {
@@ -145,6 +179,7 @@ export class AcmeCertificates {
   private schedule(domain: string, state: DomainState, delay: number, what: 'renewal' | 'retry'): void {
     if (state.timer) clearTimeout(state.timer);
     const wait = Math.max(0, delay);
+    state.next = new Date(Date.now() + wait);
     if (what === 'renewal') {
       this.logger.debug(`site ${domain}: certificate renewal at ${new Date(Date.now() + wait).toISOString()}`);
     }
@@ -152,6 +187,7 @@ export class AcmeCertificates {
       () => {
         state.timer = undefined;
         if (this.domains.get(domain) !== state) return;
+        if (wait <= MAX_TIMER) state.next = undefined;
         if (wait > MAX_TIMER) {
           this.schedule(domain, state, wait - MAX_TIMER, what);
           return;

@@ -197,6 +197,27 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
                 port: Type.Optional(Type.Integer()),
                 destination: Type.String(),
                 error: Type.Optional(Type.String()),
+                certificate: Type.Optional(
+                  Type.Object(
+                    {
+                      source: Type.Union([
+                        Type.Literal('files'),
+                        Type.Literal('letsencrypt'),
+                        Type.Literal('self-signed'),
+                      ]),
+                      state: Type.Optional(
+                        Type.Union([Type.Literal('valid'), Type.Literal('pending'), Type.Literal('failed')], {
+                          description:
+                            "Let's Encrypt: valid (served), pending (first order running), failed (retrying; self-signed meanwhile)",
+                        }),
+                      ),
+                      notAfter: Type.Optional(Type.String()),
+                      next: Type.Optional(Type.String({ description: 'next renewal or retry (ISO 8601)' })),
+                      error: Type.Optional(Type.String({ description: 'last failure, until an order succeeds' })),
+                    },
+                    { description: 'a secure site terminated here: where its certificate comes from' },
+                  ),
+                ),
               }),
             ),
           }),

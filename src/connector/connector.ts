@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
 import { checkHttp, checkPort, checkPortMap, type Http, type PortMap, RuleError } from '../hub/rules.js';
-import { AcmeCertificates } from './acme-certificates.js';
+import { AcmeCertificates, type AcmeStatus } from './acme-certificates.js';
 import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY } from './acme-issuer.js';
 import { AcmeStore } from './acme-store.js';
 import { acmeStateDir, type ConnectorConfig, saveConfig } from './config.js';
@@ -14,6 +14,7 @@ import { HubDialer } from './hub-dialer.js';
 import { SessionKeeper } from './keeper.js';
 import { PortmapListeners } from './portmaps.js';
 import type { HubSession } from './session.js';
+import { usesLetsEncrypt } from './site-tls.js';
 import { SiteStreams } from './sites.js';
 import { type StreamCounters, serveStream } from './streams.js';
 
@@ -32,6 +33,8 @@ export interface HealthService {
   port?: number;
   destination: string;
   error?: string;
+  /** A secure site's certificate: where it comes from and, for Let's Encrypt, its state. */
+  certificate?: { source: 'files' | 'letsencrypt' | 'self-signed' } & Partial<AcmeStatus>;
 }
 
 const PROBE_TIMEOUT = 3000;
@@ -411,6 +414,16 @@ export class Connector {
     });
   }
 
+  private certificateOf(site: Http): Pick<HealthService, 'certificate'> {
+    if (!site.secure || (site.tls && site.destination)) return {};
+    if (site.ca && site.privateKey) return { certificate: { source: 'files' } };
+    if (usesLetsEncrypt(site)) {
+      const status = this.sites.certificates.acme.status(site.domain) ?? { state: 'pending' as const };
+      return { certificate: { source: 'letsencrypt', ...status } };
+    }
+    return { certificate: { source: 'self-signed' } };
+  }
+
   /** Per rule: can its destination be reached (TCP connect), or its webRoot read. Port mappings are not probed. */
   async health(): Promise<HealthService[]> {
     const checks: Array<Promise<HealthService>> = [];
@@ -442,6 +455,7 @@ export class Connector {
             domain: site.domain,
             destination,
             ...(error ? { error } : {}),
+            ...this.certificateOf(site),
           };
         })(),
       );

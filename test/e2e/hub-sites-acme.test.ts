@@ -175,6 +175,11 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
         'a token the connector did not ask for goes on to the site',
       );
       first = served.cert;
+      const health = (await client(connector, 'GET', '/health')).body.services[0];
+      assert.equal(health.certificate.source, 'letsencrypt');
+      assert.equal(health.certificate.state, 'valid');
+      assert.equal(new Date(health.certificate.notAfter).getTime(), new Date(first.validTo).getTime());
+      assert.ok(new Date(health.certificate.next) < new Date(health.certificate.notAfter), 'renewal before expiry');
       orders = pebble.orders();
       assert.equal(orders, 1);
 
@@ -227,6 +232,10 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
         connector = await startConnector(setup.config, undefined, setup.env);
         const line = await connector.waitFor(/Let's Encrypt certificate not obtained \(attempt 1\).*/, 40_000);
         assert.match(line, /still serving a self-signed certificate, retrying in \d+s/);
+        const health = (await client(connector, 'GET', '/health')).body.services[0];
+        assert.equal(health.certificate.state, 'failed');
+        assert.match(health.certificate.error, /certificate for fail-/);
+        assert.ok(new Date(health.certificate.next).getTime() > Date.now(), 'a retry is scheduled');
         const served = await fetchOverHub(hub, domain);
         assert.equal(served.cert.subject, served.cert.issuer, 'self-signed');
         assert.equal(served.cert.checkHost(domain), domain);

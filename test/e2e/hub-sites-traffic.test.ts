@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
@@ -41,13 +41,12 @@ function getPlain(hub: HubProcess, host: string, path: string): Promise<number> 
   });
 }
 
-/** Raw TLS through the hub's HTTPS listener: sends `text`, resolves with every byte received until close. */
-function overTls(hub: HubProcess, servername: string, text: string): Promise<Buffer> {
+/** Writes `text` once connected and resolves with every byte received until the peer closes. */
+function writeAndCollect(socket: Socket, connected: 'connect' | 'secureConnect', text: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: hub.httpsPort, servername, rejectUnauthorized: false });
-    const timer = setTimeout(() => socket.destroy(new Error(`TLS to ${servername} timed out`)), 15_000);
+    const timer = setTimeout(() => socket.destroy(new Error(`no close within 15 s`)), 15_000);
     const chunks: Buffer[] = [];
-    socket.once('secureConnect', () => socket.write(text));
+    socket.once(connected, () => socket.write(text));
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', (err) => {
       clearTimeout(timer);
@@ -58,6 +57,12 @@ function overTls(hub: HubProcess, servername: string, text: string): Promise<Buf
       resolve(Buffer.concat(chunks));
     });
   });
+}
+
+/** Raw TLS through the hub's HTTPS listener: sends `text`, resolves with every byte received until close. */
+function overTls(hub: HubProcess, servername: string, text: string): Promise<Buffer> {
+  const socket = tlsConnect({ host: '127.0.0.1', port: hub.httpsPort, servername, rejectUnauthorized: false });
+  return writeAndCollect(socket, 'secureConnect', text);
 }
 
 describe('site traffic is counted at the connector and in the hub bandwidth', { timeout: 90_000 }, () => {
@@ -141,21 +146,7 @@ describe('site traffic is counted at the connector and in the hub bandwidth', { 
   test('the hub counts every byte of a site connection, the request head it routed by included', async () => {
     const before = (await admin(hub, 'GET', `/tunnel/info/${tunnelId}`)).body.tunnel.bandwidth.daily;
     const head = 'GET /exact HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n';
-    const answer = await new Promise<Buffer>((resolve, reject) => {
-      const socket = netConnect({ host: '127.0.0.1', port: hub.httpPort });
-      const timer = setTimeout(() => socket.destroy(new Error('GET /exact timed out')), 15_000);
-      const chunks: Buffer[] = [];
-      socket.on('connect', () => socket.write(head));
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      socket.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve(Buffer.concat(chunks));
-      });
-    });
+    const answer = await writeAndCollect(netConnect({ host: '127.0.0.1', port: hub.httpPort }), 'connect', head);
     assert.ok(answer.length > BODY);
     const expected = before + Buffer.byteLength(head) + answer.length;
     await until(
