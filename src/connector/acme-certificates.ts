@@ -8,12 +8,17 @@ const DAY = 24 * 3600 * 1000;
 const MAX_TIMER = 2 ** 31 - 1;
 
 export interface AcmeTiming {
+  /**
+   * Wait between claiming a site at the hub and ordering its certificate: a refusal from the hub (the domain is
+   * another tunnel's) arrives within it and cancels the order, which could only fail validation at the CA.
+   */
+  startDelay: number;
   /** First retry after a failed issuance; doubles per failure up to `maxRetry`. */
   firstRetry: number;
   maxRetry: number;
 }
 
-export const ACME_TIMING: AcmeTiming = { firstRetry: 60_000, maxRetry: 6 * 3600 * 1000 };
+export const ACME_TIMING: AcmeTiming = { startDelay: 2000, firstRetry: 60_000, maxRetry: 6 * 3600 * 1000 };
 
 /**
  * When to renew: 30 days before expiry, or at two thirds of the lifetime for shorter-lived certificates
@@ -29,15 +34,17 @@ interface DomainState {
   timer: NodeJS.Timeout | undefined;
   /** When the timer fires (renewal or retry). */
   next: Date | undefined;
-  running: Promise<void> | undefined;
   failures: number;
   lastError: string | undefined;
 }
 
 /** What the health API shows of a domain's Let's Encrypt certificate. */
 export interface AcmeStatus {
-  /** valid: serving it; pending: first order running; failed: none yet, retrying (the site serves self-signed). */
-  state: 'valid' | 'pending' | 'failed';
+  /**
+   * valid: serving it; pending: first order running; failed: none yet, retrying (the site serves self-signed);
+   * refused: the hub does not route the domain to this tunnel, so nothing is ordered.
+   */
+  state: 'valid' | 'pending' | 'failed' | 'refused';
   notAfter?: string;
   /** The next renewal or retry. */
   next?: string;
@@ -53,6 +60,8 @@ export interface AcmeStatus {
  */
 export class AcmeCertificates {
   private readonly domains = new Map<string, DomainState>();
+  /** Domains the hub refused at the last claim; cleared when they are claimed again. */
+  private readonly refusedDomains = new Set<string>();
 
   constructor(
     private readonly issuer: AcmeIssuer,
@@ -71,7 +80,11 @@ export class AcmeCertificates {
 
   status(domain: string): AcmeStatus | undefined {
     const state = this.domains.get(domain.toLowerCase());
-    if (!state) return undefined;
+    if (!state) {
+      return this.refusedDomains.has(domain.toLowerCase())
+        ? { state: 'refused', error: 'the hub does not route this domain to this tunnel (see the connector log)' }
+        : undefined;
+    }
     return {
       state: state.current ? 'valid' : state.lastError ? 'failed' : 'pending',
       ...(state.current ? { notAfter: state.current.issued.notAfter.toISOString() } : {}),
@@ -90,29 +103,40 @@ export class AcmeCertificates {
     }
     for (const domain of names) {
       if (this.domains.has(domain)) continue;
+      this.refusedDomains.delete(domain);
       const state: DomainState = {
         current: undefined,
         timer: undefined,
         next: undefined,
-        running: undefined,
         failures: 0,
         lastError: undefined,
       };
       this.domains.set(domain, state);
-      state.running = this.start(domain, state).finally(() => {
-        state.running = undefined;
-      });
+      void this.start(domain, state).catch((err: Error) => this.logger.error(`site ${domain}: ${err.message}`));
+    }
+  }
+
+  /**
+   * The hub refused to route these domains to us: stop managing them (no order, no retry). The next claim of the
+   * sites (a rule change or a reconnect) starts over, with the start delay again.
+   */
+  refused(domains: string[]): void {
+    for (const name of domains) {
+      const domain = name.toLowerCase();
+      const state = this.domains.get(domain);
+      if (!state) continue;
+      if (state.timer) clearTimeout(state.timer);
+      this.domains.delete(domain);
+      this.refusedDomains.add(domain);
+      this.logger.warn(
+        `site ${domain}: no Let's Encrypt certificate ordered: the hub does not route the domain to this tunnel`,
+      );
     }
   }
 
   stop(): void {
     for (const state of this.domains.values()) if (state.timer) clearTimeout(state.timer);
     this.domains.clear();
-  }
-
-  /** Resolves when no issuance is running (tests and shutdown). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.domains.values()].map((s) => s.running));
   }
 
   private async start(domain: string, state: DomainState): Promise<void> {
@@ -134,6 +158,9 @@ export class AcmeCertificates {
     this.logger.info(
       `site ${domain}: requesting a certificate from ${this.issuer.directoryUrl}; serving a self-signed one until it arrives`,
     );
+    await new Promise((resolve) => setTimeout(resolve, this.timing.startDelay).unref());
+    // Refused by the hub, removed, or the connector stopped meanwhile.
+    if (this.domains.get(domain) !== state) return;
     await this.issue(domain, state);
   }
 
@@ -193,9 +220,7 @@ export class AcmeCertificates {
           return;
         }
         if (what === 'renewal') this.logger.info(`site ${domain}: renewing the Let's Encrypt certificate`);
-        state.running = this.issue(domain, state).finally(() => {
-          state.running = undefined;
-        });
+        void this.issue(domain, state).catch((err: Error) => this.logger.error(`site ${domain}: ${err.message}`));
       },
       Math.min(wait, MAX_TIMER),
     );

@@ -206,10 +206,18 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
                         Type.Literal('self-signed'),
                       ]),
                       state: Type.Optional(
-                        Type.Union([Type.Literal('valid'), Type.Literal('pending'), Type.Literal('failed')], {
-                          description:
-                            "Let's Encrypt: valid (served), pending (first order running), failed (retrying; self-signed meanwhile)",
-                        }),
+                        Type.Union(
+                          [
+                            Type.Literal('valid'),
+                            Type.Literal('pending'),
+                            Type.Literal('failed'),
+                            Type.Literal('refused'),
+                          ],
+                          {
+                            description:
+                              "Let's Encrypt: valid (served), pending (first order running), failed (retrying; self-signed meanwhile), refused (the hub routes the domain elsewhere: nothing ordered)",
+                          },
+                        ),
                       ),
                       notAfter: Type.Optional(Type.String()),
                       next: Type.Optional(Type.String({ description: 'next renewal or retry (ISO 8601)' })),

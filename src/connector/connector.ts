@@ -122,6 +122,8 @@ export class Connector {
         onSites: (m) => void this.serial(() => this.onHubSites(m)).catch(() => {}),
         onStream: (open, socket) => this.onStream(open, socket),
         sites: () => this.siteClaims(),
+        // No certificate order for a domain the hub will not route to us: it could only fail at the CA.
+        onSitesRefused: (domains) => this.sites.certificates.acme.refused(domains),
       },
       logger,
     );

@@ -14,6 +14,7 @@ import {
   startConnector,
   startHub,
   tempDir,
+  until,
 } from '../helpers/hub.js';
 import { freePort } from '../helpers/net.js';
 import { type Pebble, pebbleMissing, startPebble } from '../helpers/pebble.js';
@@ -143,8 +144,8 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
     let orders = 0;
 
     before(async () => {
-      // 45 s certificates: renewal (at two thirds) comes 30 s after issuance, within this suite's time.
-      pebble = await startPebble({ httpPort: hub.httpPort, dir: join(dir, 'issue'), validity: 45 });
+      // 36 s certificates: renewal (at two thirds) comes 24 s after issuance, after the restart test, within this suite.
+      pebble = await startPebble({ httpPort: hub.httpPort, dir: join(dir, 'issue'), validity: 36 });
       // redirect: the challenge must be answered before the HTTP→HTTPS redirect would turn the CA away.
       setup = await connectorFor(pebble, 'le', domain, { redirect: true });
     });
@@ -262,6 +263,35 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
       assert.equal((await client(connector, 'GET', '/info')).body.isTunConnected, true);
     } finally {
       await connector.stop();
+    }
+  });
+
+  test('a domain the hub refuses (another tunnel owns it) gets no certificate order', async () => {
+    const domain = `taken-${randomBytes(4).toString('hex')}.porthole.test`;
+    const owner = await startConnector(await configureConnector(hub, 'owner', dir));
+    let rival: ConnectorProcess | undefined;
+    try {
+      const created = await client(owner, 'POST', '/traffic/create', {
+        https: [{ domain, destination: '127.0.0.1', port: originPort }],
+      });
+      assert.equal(created.status, 200);
+      await until(async () => (await httpStatus(hub, domain, '/')) === 200, 'the owner serves the domain');
+      const closed = await freePort();
+      const setup = await connectorFor(
+        { directory: `https://127.0.0.1:${closed}/dir`, trustFile: '' },
+        'rival',
+        domain,
+      );
+      rival = await startConnector(setup.config, undefined, setup.env);
+      await rival.waitFor(/no Let's Encrypt certificate ordered: the hub does not route the domain/, 10_000);
+      // The order would have started 2 s after the claim: give it well past that.
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.doesNotMatch(rival.output(), /ACME: new account key|not obtained/);
+      const health = (await client(rival, 'GET', '/health')).body.services[0];
+      assert.equal(health.certificate.state, 'refused');
+    } finally {
+      await rival?.stop();
+      await owner.stop();
     }
   });
 });
