@@ -116,7 +116,9 @@ export class AcmeIssuer {
     } catch (err) {
       throw new AcmeIssueError(`ACME account at ${this.directoryUrl}: ${await this.explain(err)}`);
     }
-    const [key, csr] = await acme.crypto.createCsr({ commonName: name, altNames: [name] });
+    // ECDSA P-256: smaller and several times faster to sign handshakes with than the default RSA 2048.
+    const key = await acme.crypto.createPrivateEcdsaKey('P-256');
+    const [, csr] = await acme.crypto.createCsr({ commonName: name, altNames: [name] }, key);
     let cert: string;
     try {
       cert = await client.auto({

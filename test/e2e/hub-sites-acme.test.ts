@@ -167,6 +167,7 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
       const served = await fetchOverHub(hub, domain, root);
       assert.equal(served.authorized, true, `verification against pebble's root: ${served.authorizationError}`);
       assert.equal(served.cert.checkHost(domain), domain);
+      assert.equal(served.cert.publicKey.asymmetricKeyType, 'ec', 'an ECDSA key');
       assert.ok(served.cert.checkIssued(new X509Certificate(intermediate)), "issued by pebble's intermediate");
       assert.equal(served.body, 'origin saw /');
       assert.equal(await httpStatus(hub, domain, '/'), 301, 'plain HTTP redirects');
