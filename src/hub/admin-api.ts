@@ -10,7 +10,7 @@ import { PortAllocationError } from './port-allocator.js';
 import { sameHex } from './protocol.js';
 import { NotFoundError } from './registry.js';
 import { checkHttp, checkPort, checkPortMap, RuleError, StoredPortSchema } from './rules.js';
-import { DomainNotFoundError } from './sites.js';
+import { DomainNotFoundError, normalizeDomain } from './sites.js';
 import type { StoredTunnel } from './store.js';
 
 export const ADMIN_BASE = '/api/admin/v1.0';
@@ -445,7 +445,8 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       },
     },
     async (req) => {
-      const owner = hub.sites.reservations().find((d) => d.domain === req.body.domain.trim().toLowerCase());
+      const name = normalizeDomain(req.body.domain);
+      const owner = hub.sites.reservations().find((d) => d.domain === name);
       if (owner && hub.sites.lookup(owner.domain)?.tunnelId === owner.tunnelId) {
         throw new ApiError(
           409,

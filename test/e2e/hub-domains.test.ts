@@ -149,7 +149,7 @@ describe('domain ownership at the hub', { timeout: 120_000 }, () => {
 
     await a?.stop();
     a = undefined;
-    const released = await admin(hub, 'POST', '/domain/release', { domain: 'OWN.test' });
+    const released = await admin(hub, 'POST', '/domain/release', { domain: 'OWN.test.' });
     assert.equal(released.status, 200, JSON.stringify(released.body));
     assert.equal(released.body.tunID, tunnelIdOf(configA));
     assert.deepEqual(await reservations(hub), []);
