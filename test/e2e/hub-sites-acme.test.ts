@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import {
+  admin,
+  BOOT_TOKEN,
   type ConnectorProcess,
   client,
   configureConnector,
@@ -18,6 +20,7 @@ import {
 } from '../helpers/hub.js';
 import { freePort } from '../helpers/net.js';
 import { type Pebble, pebbleMissing, startPebble } from '../helpers/pebble.js';
+import { runPorthole } from '../helpers/porthole.js';
 
 const missing = pebbleMissing();
 if (missing) console.log(`# Let's Encrypt tests skipped: ${missing}`);
@@ -294,5 +297,58 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
       await rival?.stop();
       await owner.stop();
     }
+  });
+
+  test('configure keeps --acme-email/--acme-directory; bad values are refused before registering', async () => {
+    const path = join(dir, 'flags.json');
+    const bad = await runPorthole([
+      'connector',
+      'configure',
+      '--config',
+      path,
+      '--hub',
+      hub.address,
+      '--token',
+      BOOT_TOKEN,
+      '--acme-email',
+      'nobody',
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.output, /--acme-email: expected an e-mail address, got "nobody"/);
+    const badDir = await runPorthole([
+      'connector',
+      'configure',
+      '--config',
+      path,
+      '--hub',
+      hub.address,
+      '--token',
+      BOOT_TOKEN,
+      '--acme-directory',
+      'ftp://x',
+    ]);
+    assert.match(badDir.output, /--acme-directory: expected an https:\/\/ URL/);
+    assert.equal(existsSync(path), false, 'nothing registered or saved');
+    const tunnelsBefore = (await admin(hub, 'GET', '/tunnel/list')).body.tunnels.length;
+    const ok = await runPorthole([
+      'connector',
+      'configure',
+      '--config',
+      path,
+      '--hub',
+      hub.address,
+      '--token',
+      BOOT_TOKEN,
+      '--acme-email',
+      'ops@example.test',
+      '--acme-directory',
+      'https://acme.example.test/dir',
+    ]);
+    assert.equal(ok.code, 0, ok.output);
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')).acme, {
+      directoryUrl: 'https://acme.example.test/dir',
+      email: 'ops@example.test',
+    });
+    assert.equal((await admin(hub, 'GET', '/tunnel/list')).body.tunnels.length, tunnelsBefore + 1);
   });
 });
