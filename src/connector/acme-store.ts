@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAtomic } from '../common/atomic-write.js';
 
@@ -56,9 +56,8 @@ export class AcmeStore {
 
   private async write(path: string, data: string): Promise<void> {
     await mkdir(join(this.dir, 'certs'), { recursive: true, mode: 0o700 });
+    // writeAtomic creates the file 0600 and renames it over any older one: private keys stay the owner's.
     await writeAtomic(path, data);
-    // writeAtomic creates 0600 files; say so explicitly in case a umask or an older file got in the way.
-    await chmod(path, 0o600);
   }
 
   private certPaths(domain: string): { cert: string; key: string } {

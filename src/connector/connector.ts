@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
 import { checkHttp, checkPort, checkPortMap, type Http, type PortMap, RuleError } from '../hub/rules.js';
-import { AcmeCertificates, type AcmeStatus } from './acme-certificates.js';
+import { AcmeCertificates } from './acme-certificates.js';
 import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY } from './acme-issuer.js';
 import { AcmeStore } from './acme-store.js';
 import { acmeStateDir, type ConnectorConfig, saveConfig } from './config.js';
@@ -14,7 +14,7 @@ import { HubDialer } from './hub-dialer.js';
 import { SessionKeeper } from './keeper.js';
 import { PortmapListeners } from './portmaps.js';
 import type { HubSession } from './session.js';
-import { usesLetsEncrypt } from './site-tls.js';
+import type { CertificateStatus } from './site-tls.js';
 import { SiteStreams } from './sites.js';
 import { type StreamCounters, serveStream } from './streams.js';
 
@@ -34,7 +34,7 @@ export interface HealthService {
   destination: string;
   error?: string;
   /** A secure site's certificate: where it comes from and, for Let's Encrypt, its state. */
-  certificate?: { source: 'files' | 'letsencrypt' | 'self-signed' } & Partial<AcmeStatus>;
+  certificate?: CertificateStatus;
 }
 
 const PROBE_TIMEOUT = 3000;
@@ -416,16 +416,6 @@ export class Connector {
     });
   }
 
-  private certificateOf(site: Http): Pick<HealthService, 'certificate'> {
-    if (!site.secure || (site.tls && site.destination)) return {};
-    if (site.ca && site.privateKey) return { certificate: { source: 'files' } };
-    if (usesLetsEncrypt(site)) {
-      const status = this.sites.certificates.acme.status(site.domain) ?? { state: 'pending' as const };
-      return { certificate: { source: 'letsencrypt', ...status } };
-    }
-    return { certificate: { source: 'self-signed' } };
-  }
-
   /** Per rule: can its destination be reached (TCP connect), or its webRoot read. Port mappings are not probed. */
   async health(): Promise<HealthService[]> {
     const checks: Array<Promise<HealthService>> = [];
@@ -450,6 +440,7 @@ export class Connector {
           } else if (site.destination) {
             error = await probeTcp(site.destination, (site.port || site.tls) as number);
           }
+          const certificate = this.sites.certificates.status(site);
           return {
             flowID: flowId(`http:${site.domain}`),
             available: error === undefined,
@@ -457,7 +448,7 @@ export class Connector {
             domain: site.domain,
             destination,
             ...(error ? { error } : {}),
-            ...this.certificateOf(site),
+            ...(certificate ? { certificate } : {}),
           };
         })(),
       );

@@ -3,7 +3,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { Http } from '../hub/rules.js';
 import { createSelfSignedCertificate } from '../tunnel/certificates.js';
-import type { AcmeCertificates } from './acme-certificates.js';
+import type { AcmeCertificates, AcmeStatus } from './acme-certificates.js';
 
 export class SiteCertificateError extends Error {
   override readonly name = 'SiteCertificateError';
@@ -23,6 +23,9 @@ export async function readPem(value: string, what: string): Promise<string> {
     throw new SiteCertificateError(`${what}: neither PEM, base64 PEM nor a readable file (${(err as Error).message})`);
   }
 }
+
+/** Where a secure site's certificate comes from and, for Let's Encrypt, its state (the health API shows it). */
+export type CertificateStatus = { source: 'files' | 'letsencrypt' | 'self-signed' } & Partial<AcmeStatus>;
 
 /** A site whose certificate comes from Let's Encrypt: secure, useLetsEnc, no certificate of its own, TLS ends here. */
 export function usesLetsEncrypt(site: Http): boolean {
@@ -47,6 +50,15 @@ export class SiteCertificates {
   /** Starts (or stops) obtaining certificates for the sites that use Let's Encrypt. */
   sync(sites: Http[]): void {
     this.acme.sync(sites.filter(usesLetsEncrypt).map((s) => s.domain));
+  }
+
+  /** Undefined for a site where TLS does not end here (not secure, or passed through with `tls`). */
+  status(site: Http): CertificateStatus | undefined {
+    if (!site.secure || (site.tls && site.destination)) return undefined;
+    if (site.ca && site.privateKey) return { source: 'files' };
+    if (usesLetsEncrypt(site))
+      return { source: 'letsencrypt', ...(this.acme.status(site.domain) ?? { state: 'pending' }) };
+    return { source: 'self-signed' };
   }
 
   context(site: Http): Promise<SecureContext> {

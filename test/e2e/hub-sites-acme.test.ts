@@ -5,6 +5,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import {
   admin,
   BOOT_TOKEN,
@@ -350,5 +351,30 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
       email: 'ops@example.test',
     });
     assert.equal((await admin(hub, 'GET', '/tunnel/list')).body.tunnels.length, tunnelsBefore + 1);
+  });
+
+  test('health names where each secure site certificate comes from', async () => {
+    const pair = await createSelfSignedCertificate('files.test', ['files.test']);
+    const config = await configureConnector(hub, 'sources', dir);
+    const data = JSON.parse(readFileSync(config, 'utf8'));
+    const upstream = { destination: '127.0.0.1', port: originPort };
+    data.https = [
+      { domain: 'files.test', secure: true, ca: pair.cert, privateKey: pair.key, ...upstream },
+      { domain: 'self.test', secure: true, ...upstream },
+      { domain: 'plain.test', ...upstream },
+      { domain: 'pass.test', secure: true, destination: '127.0.0.1', tls: originPort },
+    ];
+    writeFileSync(config, JSON.stringify(data, null, 2));
+    const connector = await startConnector(config);
+    try {
+      const services = (await client(connector, 'GET', '/health')).body.services;
+      const byDomain = Object.fromEntries(services.map((s: { domain: string }) => [s.domain, s]));
+      assert.deepEqual(byDomain['files.test'].certificate, { source: 'files' });
+      assert.deepEqual(byDomain['self.test'].certificate, { source: 'self-signed' });
+      assert.equal(byDomain['plain.test'].certificate, undefined);
+      assert.equal(byDomain['pass.test'].certificate, undefined, 'TLS passed through: not ours');
+    } finally {
+      await connector.stop();
+    }
   });
 });
