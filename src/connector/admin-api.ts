@@ -80,6 +80,16 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
             state: Type.String(),
             lastError: Type.String(),
             rtt: Type.Number(),
+            traffic: Type.Object(
+              {
+                tcpStreams: Type.Integer(),
+                udpStreams: Type.Integer(),
+                httpStreams: Type.Integer({ description: 'HTTP/HTTPS site connections' }),
+                bytesIn: Type.Number({ description: 'bytes from the hub to destinations since start' }),
+                bytesOut: Type.Number({ description: 'bytes from destinations to the hub since start' }),
+              },
+              { description: 'streams served since the connector started; site connections count when they close' },
+            ),
           }),
         },
       },
@@ -95,6 +105,7 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
       state: keeper.state,
       lastError: keeper.lastError,
       rtt: connector.session?.rtt ?? -1,
+      traffic: { ...connector.counters },
     }),
   );
 
@@ -186,6 +197,35 @@ export async function createConnectorApi(connector: Connector): Promise<JsonApp>
                 port: Type.Optional(Type.Integer()),
                 destination: Type.String(),
                 error: Type.Optional(Type.String()),
+                certificate: Type.Optional(
+                  Type.Object(
+                    {
+                      source: Type.Union([
+                        Type.Literal('files'),
+                        Type.Literal('letsencrypt'),
+                        Type.Literal('self-signed'),
+                      ]),
+                      state: Type.Optional(
+                        Type.Union(
+                          [
+                            Type.Literal('valid'),
+                            Type.Literal('pending'),
+                            Type.Literal('failed'),
+                            Type.Literal('refused'),
+                          ],
+                          {
+                            description:
+                              "Let's Encrypt: valid (served), pending (first order running), failed (retrying; self-signed meanwhile), refused (the hub routes the domain elsewhere: nothing ordered)",
+                          },
+                        ),
+                      ),
+                      notAfter: Type.Optional(Type.String()),
+                      next: Type.Optional(Type.String({ description: 'next renewal or retry (ISO 8601)' })),
+                      error: Type.Optional(Type.String({ description: 'last failure, until an order succeeds' })),
+                    },
+                    { description: 'a secure site terminated here: where its certificate comes from' },
+                  ),
+                ),
               }),
             ),
           }),

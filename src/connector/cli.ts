@@ -5,6 +5,7 @@ import type { LogLevel } from '../config/params.js';
 import { checkHttp, checkPort, type Http } from '../hub/rules.js';
 import { CLIENT_BASE, createConnectorApi } from './admin-api.js';
 import {
+  acmeStateDir,
   type ConnectorConfig,
   configPath,
   DEFAULT_API_PORT,
@@ -28,6 +29,7 @@ import { hashSecret } from './site-auth.js';
 export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porthole hub
 
   porthole connector configure --hub HOST:PORT --token TOKEN [--name N] [--ca FILE] [--fingerprint sha256:..] [--no-tls]
+      [--acme-email E] [--acme-directory URL]   Let's Encrypt account contact; ACME CA (default Let's Encrypt)
       [--transport tcp|ws|wss]     (or --hub wss://HOST[:PORT][/PATH]: the hub through WebSocket, for HTTP(S)-only egress)
   porthole connector start [--api-port 4100] [--log info]
   porthole connector info
@@ -143,6 +145,8 @@ export async function runConnector(
         '--fingerprint',
         '--server-name',
         '--no-tls',
+        '--acme-email',
+        '--acme-directory',
         '--transport',
       ]);
       const transport = flags.values.get('--transport');
@@ -164,6 +168,19 @@ export async function runConnector(
         serverName: flags.values.get('--server-name') ?? '',
       };
       const name = flags.values.get('--name') ?? '';
+      const acmeFlags = {
+        ...(flags.values.has('--acme-directory') ? { directoryUrl: flags.values.get('--acme-directory') } : {}),
+        ...(flags.values.has('--acme-email') ? { email: flags.values.get('--acme-email') } : {}),
+      };
+      if (acmeFlags.directoryUrl !== undefined && !/^https?:\/\/[^/]/.test(acmeFlags.directoryUrl)) {
+        throw new ConfigError(
+          `--acme-directory: expected an https:// URL, got "${acmeFlags.directoryUrl}"`,
+          '--acme-directory',
+        );
+      }
+      if (acmeFlags.email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(acmeFlags.email)) {
+        throw new ConfigError(`--acme-email: expected an e-mail address, got "${acmeFlags.email}"`, '--acme-email');
+      }
       const result = await register(new HubDialer(hub, trust), need(flags, '--token'), tunnelInfo(name));
       let previous: Partial<ConnectorConfig> = {};
       try {
@@ -187,6 +204,8 @@ export async function runConnector(
         ports: [],
         portmaps: previous.portmaps ?? [],
       };
+      const acme = { ...previous.acme, ...acmeFlags };
+      if (Object.keys(acme).length > 0) config.acme = acme;
       await saveConfig(path, config);
       print(`Registered tunnel ${result.tunnelId} with hub ${hub}`);
       if (config.fingerprint) print(`Pinned hub certificate ${config.fingerprint}`);
@@ -254,6 +273,7 @@ export async function runConnector(
         },
         logger,
         print,
+        acmeStateDir(path),
       );
       if (process.send !== undefined && process.connected) process.send({ type: 'ready' });
       return { stop: () => quick.stop() };

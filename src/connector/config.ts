@@ -16,6 +16,17 @@ const StoredPortMap = Type.Object({
   http: Type.Optional(Type.Boolean()),
 });
 
+/** Let's Encrypt (or any ACME CA) for `useLetsEnc` sites. */
+const AcmeSettings = Type.Object(
+  {
+    /** The ACME directory (default Let's Encrypt production; $PORTHOLE_ACME_DIRECTORY overrides). */
+    directoryUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+    /** Contact for the ACME account (expiry notices); optional. */
+    email: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' })),
+  },
+  { additionalProperties: false },
+);
+
 export const ConnectorConfigSchema = Type.Object({
   /** The hub's tunnel listener, host:port. */
   hub: Type.String({ minLength: 3 }),
@@ -40,12 +51,18 @@ export const ConnectorConfigSchema = Type.Object({
   https: Type.Array(HttpSchema),
   ports: Type.Array(StoredPortSchema),
   portmaps: Type.Array(StoredPortMap),
+  acme: Type.Optional(AcmeSettings),
 });
 
 export type ConnectorConfig = Static<typeof ConnectorConfigSchema>;
 
 export const RECONNECT_DEFAULTS = { initialDelay: 1000, maxDelay: 60_000, maxRetries: 0 };
 export const DEFAULT_API_PORT = 4100;
+
+/** Where the ACME account and the Let's Encrypt certificates of the connector configured in `path` are cached. */
+export function acmeStateDir(path: string): string {
+  return join(dirname(path), 'acme');
+}
 
 /** --config PATH, else $PORTHOLE_CONNECTOR_CONFIG, else ~/.porthole/connector.json. */
 export function configPath(flag: string | undefined): string {

@@ -6,12 +6,16 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
 import { checkHttp, checkPort, checkPortMap, type Http, type PortMap, RuleError } from '../hub/rules.js';
-import { type ConnectorConfig, saveConfig } from './config.js';
+import { AcmeCertificates } from './acme-certificates.js';
+import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY } from './acme-issuer.js';
+import { AcmeStore } from './acme-store.js';
+import { acmeStateDir, type ConnectorConfig, saveConfig } from './config.js';
 import { ListenError, NotConnectedError, PortNotOwnedError, RuleConflictError, RuleNotFoundError } from './errors.js';
 import { HubDialer } from './hub-dialer.js';
 import { SessionKeeper } from './keeper.js';
 import { PortmapListeners } from './portmaps.js';
 import type { HubSession } from './session.js';
+import type { CertificateStatus } from './site-tls.js';
 import { SiteStreams } from './sites.js';
 import { type StreamCounters, serveStream } from './streams.js';
 
@@ -30,6 +34,8 @@ export interface HealthService {
   port?: number;
   destination: string;
   error?: string;
+  /** A secure site's certificate: where it comes from and, for Let's Encrypt, its state. */
+  certificate?: CertificateStatus;
 }
 
 const PROBE_TIMEOUT = 3000;
@@ -87,17 +93,26 @@ export class Connector {
   readonly keeper: SessionKeeper;
   readonly portmaps: PortmapListeners;
   readonly sites: SiteStreams;
-  readonly counters: StreamCounters = { tcpStreams: 0, udpStreams: 0, bytesIn: 0, bytesOut: 0 };
+  readonly counters: StreamCounters = { tcpStreams: 0, udpStreams: 0, httpStreams: 0, bytesIn: 0, bytesOut: 0 };
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly config: ConnectorConfig,
     readonly path: string,
     readonly logger: Logger,
+    /** Where ACME state is cached (default: `acme/` beside the config file). */
+    acmeDir = acmeStateDir(path),
   ) {
     const dialer = new HubDialer(config.hub, config);
     this.portmaps = new PortmapListeners(() => this.keeper.session, logger);
-    this.sites = new SiteStreams(() => this.config.https, logger, config.secret);
+    const directoryUrl = process.env.PORTHOLE_ACME_DIRECTORY || config.acme?.directoryUrl || LETS_ENCRYPT_DIRECTORY;
+    const acmeStore = new AcmeStore(acmeDir, directoryUrl);
+    const acme = new AcmeCertificates(
+      new AcmeIssuer(directoryUrl, config.acme?.email, acmeStore, logger),
+      acmeStore,
+      logger,
+    );
+    this.sites = new SiteStreams(() => this.config.https, logger, config.secret, acme, this.counters);
     this.keeper = new SessionKeeper(
       dialer,
       { tunnelId: config.tunnelId, secret: config.secret, name: config.name },
@@ -108,11 +123,15 @@ export class Connector {
         onSites: (m) => void this.serial(() => this.onHubSites(m)).catch(() => {}),
         onStream: (open, socket) => this.onStream(open, socket),
         sites: () => this.siteClaims(),
+        // No certificate order for a domain the hub will not route to us: it could only fail at the CA.
+        onSitesRefused: (domains) => this.sites.certificates.acme.refused(domains),
       },
       logger,
     );
     this.keeper.onConnected = (session) => {
       if (this.portmaps.size > 0) session.enableOutbound();
+      // Certificates are ordered once the hub routes our domains, so the CA's challenge request reaches us.
+      this.sites.certificates.sync(this.config.https);
     };
   }
 
@@ -136,6 +155,7 @@ export class Connector {
     this.keeper.stop();
     this.portmaps.stopAll();
     this.sites.proxy.close();
+    this.sites.certificates.acme.stop();
   }
 
   /** Runs config mutations one at a time, so concurrent API calls cannot interleave their writes. */
@@ -149,6 +169,7 @@ export class Connector {
     await saveConfig(this.path, this.config);
     this.session?.sendRules(this.config.ports);
     this.session?.sendSites(this.siteClaims());
+    if (this.session && !this.session.isClosed) this.sites.certificates.sync(this.config.https);
   }
 
   /** What the hub needs of our sites to route to us: the domain and its firewall. */
@@ -422,6 +443,7 @@ export class Connector {
           } else if (site.destination) {
             error = await probeTcp(site.destination, (site.port || site.tls) as number);
           }
+          const certificate = this.sites.certificates.status(site);
           return {
             flowID: flowId(`http:${site.domain}`),
             available: error === undefined,
@@ -429,6 +451,7 @@ export class Connector {
             domain: site.domain,
             destination,
             ...(error ? { error } : {}),
+            ...(certificate ? { certificate } : {}),
           };
         })(),
       );

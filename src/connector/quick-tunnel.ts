@@ -21,6 +21,8 @@ export async function startQuickTunnel(
   target: { port?: number; webRoot?: string; domain?: string },
   logger: Logger,
   print: (line: string) => void,
+  /** The user's ACME cache: the run's sites reuse its certificates instead of ordering new ones. */
+  acmeDir?: string,
 ): Promise<{ connector: Connector; stop(): Promise<void> }> {
   const run: ConnectorConfig = structuredClone(config);
   const hubHost = parseHubAddress(config.hub).endpoint.host;
@@ -39,7 +41,7 @@ export async function startQuickTunnel(
     run.https = [...run.https.filter((h) => h.domain.toLowerCase() !== domain), site];
   }
   const dir = mkdtempSync(join(tmpdir(), 'porthole-quick-'));
-  const connector = new Connector(run, join(dir, 'connector.json'), logger);
+  const connector = new Connector(run, join(dir, 'connector.json'), logger, acmeDir);
   let allocated: number | undefined;
   const connected = new Promise<void>((resolveConnected) => {
     const previous = connector.keeper.onConnected;

@@ -36,6 +36,8 @@ export interface SessionHandlers {
   onStream(open: MessageOf<'open'>, socket: Duplex): void;
   /** The sites this tunnel serves, claimed at the hub after welcome. */
   sites(): SiteClaim[];
+  /** The hub refused these domains (another tunnel owns them, or the token does not allow them). */
+  onSitesRefused?(domains: string[]): void;
 }
 
 interface Identity {
@@ -287,11 +289,14 @@ export class HubSession {
       case 'https':
         this.handlers.onSites(frame);
         return;
-      case 'sites-refused':
-        for (const r of Array.isArray(frame.refused) ? frame.refused : []) {
+      case 'sites-refused': {
+        const refused = Array.isArray(frame.refused) ? frame.refused : [];
+        for (const r of refused) {
           this.logger.error(`site ${String(r.domain)} refused by the hub: ${String(r.error)}`);
         }
+        this.handlers.onSitesRefused?.(refused.map((r) => String(r?.domain ?? '')));
         return;
+      }
       case 'shutdown':
         this.close(`the hub shut the tunnel down: ${frame.reason}`, true);
         return;

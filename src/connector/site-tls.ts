@@ -3,6 +3,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { Http } from '../hub/rules.js';
 import { createSelfSignedCertificate } from '../tunnel/certificates.js';
+import type { AcmeCertificates, AcmeStatus } from './acme-certificates.js';
 
 export class SiteCertificateError extends Error {
   override readonly name = 'SiteCertificateError';
@@ -23,19 +24,51 @@ export async function readPem(value: string, what: string): Promise<string> {
   }
 }
 
+/** Where a secure site's certificate comes from and, for Let's Encrypt, its state (the health API shows it). */
+export type CertificateStatus = { source: 'files' | 'letsencrypt' | 'self-signed' } & Partial<AcmeStatus>;
+
+/** A site whose certificate comes from Let's Encrypt: secure, useLetsEnc, no certificate of its own, TLS ends here. */
+export function usesLetsEncrypt(site: Http): boolean {
+  return !!site.secure && !!site.useLetsEnc && !(site.ca && site.privateKey) && !(site.tls && site.destination);
+}
+
 /**
  * The TLS identities of this connector's `secure` sites, where TLS ends (the hub only passes the encrypted stream):
- * the site's `ca`+`privateKey`, else a self-signed certificate for the domain (with a warning; browsers will not
- * trust it). Contexts are cached per domain and rebuilt when the site's certificate settings change.
+ * the site's `ca`+`privateKey`, else its Let's Encrypt certificate once issued (`useLetsEnc`), else a self-signed
+ * certificate for the domain (with a warning; browsers will not trust it). Contexts are cached per domain and
+ * rebuilt when the site's certificate settings change; the Let's Encrypt one is looked up per connection, so a new
+ * or renewed certificate serves from the next handshake on.
  */
 export class SiteCertificates {
   private readonly cache = new Map<string, { key: string; context: Promise<SecureContext> }>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    readonly acme: AcmeCertificates,
+  ) {}
+
+  /** Starts (or stops) obtaining certificates for the sites that use Let's Encrypt. */
+  sync(sites: Http[]): void {
+    this.acme.sync(sites.filter(usesLetsEncrypt).map((s) => s.domain));
+  }
+
+  /** Undefined for a site where TLS does not end here (not secure, or passed through with `tls`). */
+  status(site: Http): CertificateStatus | undefined {
+    if (!site.secure || (site.tls && site.destination)) return undefined;
+    if (site.ca && site.privateKey) return { source: 'files' };
+    if (usesLetsEncrypt(site))
+      return { source: 'letsencrypt', ...(this.acme.status(site.domain) ?? { state: 'pending' }) };
+    return { source: 'self-signed' };
+  }
 
   context(site: Http): Promise<SecureContext> {
     const domain = site.domain.toLowerCase();
-    const key = JSON.stringify([site.ca ?? '', site.privateKey ?? ''].map((v) => v));
+    const letsEncrypt = usesLetsEncrypt(site);
+    if (letsEncrypt) {
+      const issued = this.acme.context(domain);
+      if (issued) return Promise.resolve(issued);
+    }
+    const key = JSON.stringify([site.ca ?? '', site.privateKey ?? '', letsEncrypt]);
     const hit = this.cache.get(domain);
     if (hit && hit.key === key) return hit.context;
     const context = this.build(site);
@@ -57,9 +90,13 @@ export class SiteCertificates {
         throw new SiteCertificateError(`site ${site.domain}: certificate and key: ${(err as Error).message}`);
       }
     }
-    this.logger.warn(
-      `site ${site.domain}: no ca/privateKey: serving a self-signed certificate (browsers will warn; set ca and privateKey or useLetsEnc)`,
-    );
+    if (usesLetsEncrypt(site)) {
+      this.logger.warn(`site ${site.domain}: no Let's Encrypt certificate yet: serving a self-signed one meanwhile`);
+    } else {
+      this.logger.warn(
+        `site ${site.domain}: no ca/privateKey: serving a self-signed certificate (browsers will warn; set ca and privateKey or useLetsEnc)`,
+      );
+    }
     const pair = await createSelfSignedCertificate(site.domain, [site.domain]);
     return createSecureContext({ cert: pair.cert, key: pair.key });
   }

@@ -5,12 +5,15 @@ import type { Logger } from '../common/logger.js';
 import type { MessageOf } from '../hub/protocol.js';
 import type { Http } from '../hub/rules.js';
 import { Relay } from '../tunnel/relay.js';
+import type { AcmeCertificates } from './acme-certificates.js';
 import { guard } from './site-auth.js';
 import { SiteProxy, type StreamContext, simple } from './site-proxy.js';
 import { SiteCertificates } from './site-tls.js';
 import { serveStatic } from './static-files.js';
+import type { StreamCounters } from './streams.js';
 
 const DIAL_TIMEOUT = 10_000;
+const ACME_CHALLENGE = '/.well-known/acme-challenge/';
 
 /**
  * The connector's side of HTTP/HTTPS sites: streams of kind `http` (plain HTTP the hub routed by Host) and
@@ -26,8 +29,10 @@ export class SiteStreams {
     private readonly logger: Logger,
     /** Keys the login cookies of password-protected sites (the tunnel secret). */
     private readonly secret: string,
+    acme: AcmeCertificates,
+    private readonly counters: StreamCounters,
   ) {
-    this.certificates = new SiteCertificates(logger);
+    this.certificates = new SiteCertificates(logger, acme);
     this.proxy = new SiteProxy(
       (domain) => this.find(domain),
       logger,
@@ -40,12 +45,25 @@ export class SiteStreams {
     return this.sites().find((s) => s.domain.toLowerCase() === d);
   }
 
+  /**
+   * Adds a served connection to the traffic counters when it closes (node:http and TLS own its reads and writes,
+   * so its totals are taken then; TLS ones count the plaintext).
+   */
+  private count(stream: Socket): void {
+    this.counters.httpStreams++;
+    stream.once('close', () => {
+      this.counters.bytesIn += stream.bytesRead;
+      this.counters.bytesOut += stream.bytesWritten;
+    });
+  }
+
   serve(open: MessageOf<'open'>, socket: Socket): void {
     socket.on('error', () => {});
     const domain = typeof open.domain === 'string' ? open.domain : '';
     const site = this.find(domain);
     const client = typeof open.client?.address === 'string' ? open.client.address : '';
     if (open.kind === 'http') {
+      this.count(socket);
       // A site removed a moment ago may still be routed here until the hub has our new claims: the proxy answers 404.
       this.proxy.serve(socket, { domain: site?.domain ?? domain, client, proto: 'http' });
       return;
@@ -68,6 +86,7 @@ export class SiteStreams {
       (secureContext) => {
         const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
         tls.on('error', (err) => this.logger.debug(`site ${site.domain}: TLS: ${err.message}`));
+        this.count(tls);
         this.proxy.serve(tls, { domain: site.domain, client, proto: 'https' });
       },
       (err: Error) => {
@@ -89,18 +108,31 @@ export class SiteStreams {
     target.once('connect', () => {
       clearTimeout(timer);
       target.removeAllListeners('error');
-      const none = { bucket: undefined, count: () => {} };
-      const relay = new Relay(socket, target, { up: none, down: none, idleTimeout: 0 });
+      this.counters.httpStreams++;
+      const up = {
+        bucket: undefined,
+        count: (n: number) => {
+          this.counters.bytesIn += n;
+        },
+      };
+      const down = {
+        bucket: undefined,
+        count: (n: number) => {
+          this.counters.bytesOut += n;
+        },
+      };
+      const relay = new Relay(socket, target, { up, down, idleTimeout: 0 });
       relay.startUp();
       relay.startDown();
     });
   }
 
   /**
-   * Answers that need no upstream, in order: HTTP→HTTPS redirect, redirectURL, basic auth / password, webRoot.
-   * True when the request was answered here.
+   * Answers that need no upstream, in order: a pending ACME HTTP-01 challenge, HTTP→HTTPS redirect, redirectURL,
+   * basic auth / password, webRoot. True when the request was answered here.
    */
   private before(req: IncomingMessage, res: ServerResponse, site: Http, ctx: StreamContext): boolean {
+    if (this.answerChallenge(req, res, site)) return true;
     if (site.redirect && ctx.proto === 'http') {
       const host = req.headers.host ?? site.domain;
       simple(res, 301, 'Moved to HTTPS.', { location: `https://${host.replace(/:\d+$/, '')}${req.url ?? '/'}` });
@@ -120,5 +152,22 @@ export class SiteStreams {
       return true;
     }
     return false;
+  }
+
+  /**
+   * The CA fetches `http://<domain>/.well-known/acme-challenge/<token>` through the hub like any request; it is
+   * answered before redirects and auth would turn it away. Tokens this connector did not ask for go on to the site
+   * (its upstream may run its own ACME client).
+   */
+  private answerChallenge(req: IncomingMessage, res: ServerResponse, site: Http): boolean {
+    const url = req.url ?? '';
+    if (!url.startsWith(ACME_CHALLENGE) || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+    const token = url.slice(ACME_CHALLENGE.length);
+    const answer = this.certificates.acme.challengeResponse(site.domain, token);
+    if (answer === undefined) return false;
+    this.logger.info(`site ${site.domain}: answered the ACME HTTP-01 challenge (token ${token})`);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) });
+    res.end(req.method === 'HEAD' ? undefined : answer);
+    return true;
   }
 }

@@ -13,6 +13,9 @@ const UDP_IDLE = 60_000;
 export interface StreamCounters {
   tcpStreams: number;
   udpStreams: number;
+  /** Streams of HTTP/HTTPS sites (a connection, with all its keep-alive requests, is one). */
+  httpStreams: number;
+  /** From the hub (its clients) to this connector's destinations, and back. */
   bytesIn: number;
   bytesOut: number;
 }

@@ -3,12 +3,14 @@ import { type TSchema, Type } from 'typebox';
 import { registerApiDocs } from '../common/api-docs.js';
 import { ApiError, createJsonApi, type JsonApp } from '../common/json-api.js';
 import { VERSION } from '../common/version.js';
+import { checkDomainPatterns, DomainPatternError } from './domain-policy.js';
 import type { Hub } from './hub.js';
 import { TunnelOfflineError } from './hub.js';
 import { PortAllocationError } from './port-allocator.js';
 import { sameHex } from './protocol.js';
 import { NotFoundError } from './registry.js';
 import { checkHttp, checkPort, checkPortMap, RuleError, StoredPortSchema } from './rules.js';
+import { DomainNotFoundError, normalizeDomain } from './sites.js';
 import type { StoredTunnel } from './store.js';
 
 export const ADMIN_BASE = '/api/admin/v1.0';
@@ -29,6 +31,20 @@ const TokenView = Type.Object({
   active: Type.Boolean(),
   created: Type.String(),
   uses: Type.Integer(),
+  domains: Type.Optional(
+    Type.Array(Type.String(), { description: 'domains its tunnels may claim (host or *.suffix); absent = any' }),
+  ),
+});
+const DomainPatterns = Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+  maxItems: 1000,
+  description: 'domains tunnels registered with this token may claim: host names or *.suffix (any depth); [] = any',
+});
+const DomainView = Type.Object({
+  domain: Type.String(),
+  tunID: Type.String(),
+  tunnelName: Type.String(),
+  online: Type.Boolean({ description: 'its tunnel is connected and serving it' }),
+  claimed: Type.String({ description: 'when the tunnel first claimed it (ISO 8601)' }),
 });
 const TunnelView = Type.Object({
   id: Type.String(),
@@ -67,6 +83,8 @@ function fail(err: unknown): never {
   }
   if (err instanceof TunnelOfflineError) throw new ApiError(409, err.message);
   if (err instanceof PortAllocationError) throw new ApiError(409, err.message);
+  if (err instanceof DomainPatternError) throw new ApiError(400, err.message);
+  if (err instanceof DomainNotFoundError) throw new ApiError(404, err.message);
   throw err;
 }
 
@@ -110,6 +128,7 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       { name: 'tokens', description: 'registration tokens' },
       { name: 'tunnels', description: 'tunnels (connectors)' },
       { name: 'ports', description: 'TCP port allocation' },
+      { name: 'domains', description: 'domains reserved for tunnels' },
       { name: 'traffic', description: 'traffic rules of one tunnel' },
     ],
   });
@@ -213,12 +232,22 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
         tags: ['tokens'],
         security,
         summary: 'Create a registration token',
-        body: Type.Object({ description: Type.String({ maxLength: 1024 }), active: Type.Optional(Type.Boolean()) }),
+        body: Type.Object({
+          description: Type.String({ maxLength: 1024 }),
+          active: Type.Optional(Type.Boolean()),
+          domains: Type.Optional(DomainPatterns),
+        }),
         response: { 200: Type.Object({ ...Status, token: TokenView }), ...errors },
       },
     },
     async (req) => {
-      const token = registry.createToken(req.body.description, req.body.active ?? true);
+      let domains: string[] | undefined;
+      try {
+        domains = req.body.domains ? checkDomainPatterns(req.body.domains) : undefined;
+      } catch (err) {
+        fail(err);
+      }
+      const token = registry.createToken(req.body.description, req.body.active ?? true, undefined, domains);
       await save();
       return { status: true, error: '', token };
     },
@@ -229,24 +258,34 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       schema: {
         tags: ['tokens'],
         security,
-        summary: 'Change the description or the active flag of a token',
+        summary: 'Change the description, the active flag or the allowed domains of a token',
+        description:
+          'New domain restrictions apply to the next claims of its tunnels; domains they already hold stay reserved.',
         body: Type.Object({
           tokenID: Type.String({ minLength: 1 }),
           description: Type.Optional(Type.String({ maxLength: 1024 })),
           active: Type.Optional(Type.Boolean()),
+          domains: Type.Optional(DomainPatterns),
         }),
         response: { 200: Type.Object({ ...Status, token: TokenView }), ...errors },
       },
     },
     async (req) => {
       let token: ReturnType<typeof registry.token>;
+      let domains: string[] | undefined;
       try {
         token = registry.token(req.body.tokenID);
+        // Checked before anything changes: a bad pattern leaves the token as it was.
+        domains = req.body.domains ? checkDomainPatterns(req.body.domains) : undefined;
       } catch (err) {
         fail(err);
       }
       if (req.body.description !== undefined) token.description = req.body.description;
       if (req.body.active !== undefined) token.active = req.body.active;
+      if (domains !== undefined) {
+        if (domains.length > 0) token.domains = domains;
+        else delete token.domains;
+      }
       await save();
       return { status: true, error: '', token };
     },
@@ -367,6 +406,63 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       },
     },
     async () => ({ status: true, error: '', ...hub.config.portRange }),
+  );
+
+  // --- domains --------------------------------------------------------------------------------------------------
+  app.get(
+    `${base}/domain/list`,
+    {
+      schema: {
+        tags: ['domains'],
+        security,
+        summary: 'Domains reserved for tunnels (kept while their tunnel is offline and across hub restarts)',
+        response: { 200: Type.Object({ ...Status, domains: Type.Array(DomainView) }), 401: Problem },
+      },
+    },
+    async () => ({
+      status: true,
+      error: '',
+      domains: hub.sites.reservations().map((d) => ({
+        domain: d.domain,
+        tunID: d.tunnelId,
+        tunnelName: registry.tunnels.get(d.tunnelId)?.name ?? '',
+        online: hub.sites.lookup(d.domain)?.tunnelId === d.tunnelId,
+        claimed: d.claimed,
+      })),
+    }),
+  );
+  app.post(
+    `${base}/domain/release`,
+    {
+      schema: {
+        tags: ['domains'],
+        security,
+        summary: 'End the reservation of a domain so another tunnel can claim it',
+        description:
+          'Refused (409) while the owning tunnel is online and serving it: remove the site from that tunnel instead (tunnel/traffic/http/remove).',
+        body: Type.Object({ domain: Type.String({ minLength: 1, maxLength: 253 }) }),
+        response: { 200: Type.Object({ ...Status, tunID: Type.String() }), ...errors },
+      },
+    },
+    async (req) => {
+      const name = normalizeDomain(req.body.domain);
+      const owner = hub.sites.reservations().find((d) => d.domain === name);
+      if (owner && hub.sites.lookup(owner.domain)?.tunnelId === owner.tunnelId) {
+        throw new ApiError(
+          409,
+          `domain ${owner.domain} is served by tunnel ${owner.tunnelId}, which is online: remove the site from it instead`,
+        );
+      }
+      let released: ReturnType<typeof hub.sites.releaseDomain>;
+      try {
+        released = hub.sites.releaseDomain(req.body.domain);
+      } catch (err) {
+        fail(err);
+      }
+      await save();
+      hub.logger.info(`domain ${released.domain} released from tunnel ${released.tunnelId} by the admin`);
+      return { status: true, error: '', message: `domain ${released.domain} released`, tunID: released.tunnelId };
+    },
   );
 
   // --- traffic --------------------------------------------------------------------------------------------------
@@ -494,7 +590,13 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
     async (req) => {
       const t = tunnel(req.params.tunID);
       try {
-        await hub.updateSites(t, req.body.https.map(checkHttp), []);
+        const sites = req.body.https.map(checkHttp);
+        // Refused here with its reason rather than accepted by the connector and then refused at its claim.
+        for (const site of sites) {
+          const problem = hub.sites.check(t.id, site.domain, registry.domainPatterns(t));
+          if (problem) throw new ApiError(problem.forbidden ? 403 : 409, problem.error);
+        }
+        await hub.updateSites(t, sites, []);
       } catch (err) {
         fail(err);
       }

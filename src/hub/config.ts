@@ -5,6 +5,7 @@ import { Value } from 'typebox/value';
 import { ConfigError } from '../config/errors.js';
 import type { LogLevel } from '../config/params.js';
 import { type Endpoint, parseEndpoint } from '../config/url.js';
+import { checkDomainPatterns, DomainPatternError } from './domain-policy.js';
 
 /** hub.json; every field optional, flags override it. */
 const HubFile = Type.Object(
@@ -26,7 +27,18 @@ const HubFile = Type.Object(
     stateDir: Type.Optional(Type.String()),
     adminListen: Type.Optional(Type.String()),
     adminKey: Type.Optional(Type.String({ minLength: 16 })),
-    tokens: Type.Optional(Type.Array(Type.String({ minLength: 8 }))),
+    /** A token, or a token whose tunnels may only claim `domains` (host names or `*.suffix`). */
+    tokens: Type.Optional(
+      Type.Array(
+        Type.Union([
+          Type.String({ minLength: 8 }),
+          Type.Object(
+            { token: Type.String({ minLength: 8 }), domains: Type.Optional(Type.Array(Type.String())) },
+            { additionalProperties: false },
+          ),
+        ]),
+      ),
+    ),
     portmapAllow: Type.Optional(Type.Array(Type.String())),
     pool: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
     maxTunnels: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -58,8 +70,8 @@ export interface HubConfig {
   adminListen: Endpoint;
   /** Fixed admin key; when empty the hub generates one, keeps it in its state and prints it at start. */
   adminKey: string;
-  /** Bootstrap registration tokens (active, never expire). */
-  tokens: string[];
+  /** Bootstrap registration tokens (active, never expire), optionally restricted to some domains. */
+  tokens: Array<{ token: string; domains?: string[] }>;
   /** Destinations a port mapping may name (host, host:port, or CIDR); empty = deny every outside destination. */
   portmapAllow: string[];
   /** Idle data connections each connector keeps open to the hub. */
@@ -141,7 +153,7 @@ export async function readHubConfig(args: string[]): Promise<HubConfig> {
     if (value === undefined) throw new ConfigError(`hub: ${name} needs a value`, name);
     if (field === 'config') configPath = value;
     else if (field === 'tokens' || field === 'portmapAllow') {
-      flags[field] = [...((flags[field] as string[] | undefined) ?? []), value];
+      flags[field] = [...((flags[field] as unknown[] | undefined) ?? []), value];
     } else if (field === 'portRange') flags[field] = parseRange(value);
     else if (field === 'tls') {
       if (value !== '0' && value !== '1') throw new ConfigError('--tls: 0 or 1', name);
@@ -190,7 +202,15 @@ export async function readHubConfig(args: string[]): Promise<HubConfig> {
     stateDir: resolve(merged.stateDir ?? HUB_DEFAULTS.stateDir),
     adminListen: merged.adminListen ? parseListen(merged.adminListen, 'adminListen') : HUB_DEFAULTS.adminListen,
     adminKey: merged.adminKey ?? '',
-    tokens: merged.tokens ?? [],
+    tokens: (merged.tokens ?? []).map((t) => {
+      if (typeof t === 'string') return { token: t };
+      try {
+        return t.domains?.length ? { token: t.token, domains: checkDomainPatterns(t.domains) } : { token: t.token };
+      } catch (err) {
+        if (err instanceof DomainPatternError) throw new ConfigError(`hub config: tokens: ${err.message}`, 'tokens');
+        throw err;
+      }
+    }),
     portmapAllow: merged.portmapAllow ?? [],
     pool: merged.pool ?? HUB_DEFAULTS.pool,
     maxTunnels: merged.maxTunnels ?? 0,

@@ -110,12 +110,12 @@ export class Hub {
     this.store = store;
     this.policy = new PortmapPolicy(config.portmapAllow);
     this.pingInterval = options.pingInterval ?? 10_000;
-    this.sites = new SiteTable(logger);
+    this.sites = new SiteTable(logger, registry.domains);
     this.siteListeners = new SiteListeners({
       sites: this.sites,
       logger,
       sessionOf: (id) => this.sessions.get(id),
-      relay: (client, stream, session) => this.relay(client, stream, [session.tunnel]),
+      relay: (client, stream, session, head) => this.relay(client, stream, [session.tunnel], head.length),
     });
     this.webSockets = new WebSocketAcceptor({
       handshakeTimeout: HANDSHAKE_TIMEOUT,
@@ -406,10 +406,15 @@ export class Hub {
     void this.persistAndSync();
   }
 
-  /** The connector's sites: routed from now on, except domains another online tunnel serves (refused). */
+  /**
+   * The connector's sites: routed from now on and reserved for its tunnel, except domains another tunnel owns or
+   * its token does not allow (refused).
+   */
   private onSites(session: Session, sites: unknown[]): void {
-    const refused = this.sites.claim(session.tunnel.id, sites);
+    const tunnel = session.tunnel;
+    const { refused, changed } = this.sites.claim(tunnel.id, sites, this.registry.domainPatterns(tunnel));
     if (refused.length > 0) session.send({ type: 'sites-refused', refused });
+    if (changed) this.store.save().catch(() => {});
   }
 
   /** Listeners (and their firewalls) follow the rules at once; the state write follows. */
@@ -472,7 +477,7 @@ export class Hub {
     this.sessionsById.delete(session.id);
     if (this.sessions.get(session.tunnel.id) === session) {
       this.sessions.delete(session.tunnel.id);
-      this.sites.release(session.tunnel.id);
+      this.sites.unroute(session.tunnel.id);
       session.tunnel.lastActive = new Date().toISOString();
       this.store.saveLazily(1000);
       if (!this.stopping) void this.syncListeners();
@@ -560,8 +565,10 @@ export class Hub {
     );
   }
 
-  private relay(user: Duplex, target: Duplex, tunnels: StoredTunnel[]): void {
+  /** `counted`: bytes already forwarded outside the relay (a site's routing head), added to the bandwidth. */
+  private relay(user: Duplex, target: Duplex, tunnels: StoredTunnel[], counted = 0): void {
     const flow = this.flowFor(tunnels);
+    if (counted > 0) flow.count(counted);
     const relay = new Relay(user, target, { up: flow, down: flow, idleTimeout: 0 });
     relay.startUp();
     relay.startDown();

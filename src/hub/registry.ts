@@ -3,7 +3,7 @@ import type { Flow } from '../tunnel/traffic.js';
 import type { PortAllocator } from './port-allocator.js';
 import { randomHex, type TunnelInfo } from './protocol.js';
 import type { Port } from './rules.js';
-import type { HubState, StoredToken, StoredTunnel } from './store.js';
+import type { HubState, StoredDomain, StoredToken, StoredTunnel } from './store.js';
 
 export class RegistrationError extends Error {
   override readonly name = 'RegistrationError';
@@ -30,6 +30,8 @@ export class Registry {
   adminKey: string;
   readonly tokens = new Map<string, StoredToken>();
   readonly tunnels = new Map<string, StoredTunnel>();
+  /** Domain → its reservation (SiteTable decides claims; the registry keeps them with the rest of the state). */
+  readonly domains = new Map<string, StoredDomain>();
 
   constructor(
     state: HubState | undefined,
@@ -41,6 +43,7 @@ export class Registry {
       this.tunnels.set(t.id, t);
       for (const p of t.ports) ports.claim(p.port, t.id);
     }
+    for (const d of state?.domains ?? []) this.domains.set(d.domain, d);
   }
 
   snapshot(): HubState {
@@ -49,28 +52,48 @@ export class Registry {
       adminKey: this.adminKey,
       tokens: [...this.tokens.values()],
       tunnels: [...this.tunnels.values()],
+      domains: [...this.domains.values()],
     };
   }
 
-  /** Bootstrap tokens from the hub config: present and active, whatever the admin did to them before. */
-  ensureBootstrapTokens(tokens: string[]): boolean {
+  /** The domain patterns a tunnel's claims must match: its token's now, else those it registered with. */
+  domainPatterns(tunnel: StoredTunnel): string[] | undefined {
+    const token = this.tokens.get(tunnel.tokenId);
+    return token ? token.domains : tunnel.domains;
+  }
+
+  /**
+   * Bootstrap tokens from the hub config: present and active, whatever the admin did to them before, with the
+   * config's domain restrictions (none given = any domain).
+   */
+  ensureBootstrapTokens(tokens: Array<{ token: string; domains?: string[] | undefined }>): boolean {
     let changed = false;
-    for (const token of tokens) {
+    for (const { token, domains } of tokens) {
       const existing = [...this.tokens.values()].find((t) => t.token === token);
       if (existing) {
         if (!existing.active) {
           existing.active = true;
           changed = true;
         }
+        if (JSON.stringify(existing.domains ?? []) !== JSON.stringify(domains ?? [])) {
+          if (domains?.length) existing.domains = domains;
+          else delete existing.domains;
+          changed = true;
+        }
         continue;
       }
-      this.createToken('bootstrap token from the hub config', true, token);
+      this.createToken('bootstrap token from the hub config', true, token, domains);
       changed = true;
     }
     return changed;
   }
 
-  createToken(description: string, active: boolean, token = randomBytes(24).toString('base64url')): StoredToken {
+  createToken(
+    description: string,
+    active: boolean,
+    token = randomBytes(24).toString('base64url'),
+    domains?: string[],
+  ): StoredToken {
     const record: StoredToken = {
       id: randomHex(8),
       token,
@@ -78,6 +101,7 @@ export class Registry {
       active,
       created: new Date().toISOString(),
       uses: 0,
+      ...(domains?.length ? { domains } : {}),
     };
     this.tokens.set(record.id, record);
     return record;
@@ -111,6 +135,7 @@ export class Registry {
       shutdown: false,
       bandwidth: { daily: 0, monthly: 0, day: utcDay(), month: utcDay().slice(0, 7) },
       ports: [],
+      ...(record.domains?.length ? { domains: [...record.domains] } : {}),
     };
     this.tunnels.set(tunnel.id, tunnel);
     return tunnel;

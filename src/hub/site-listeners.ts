@@ -18,7 +18,8 @@ export interface SiteListenerDeps {
   logger: Logger;
   sessionOf(tunnelId: string): Session | undefined;
   /** Relays the client's socket and the stream to the connector, counting the tunnel's bandwidth. */
-  relay(client: Socket, stream: Duplex, session: Session): void;
+  /** `head`: the bytes read to route the connection, already written to the stream (they count as traffic too). */
+  relay(client: Socket, stream: Duplex, session: Session, head: Buffer): void;
 }
 
 function page(status: number, reason: string, body: string): string {
@@ -163,7 +164,7 @@ export class SiteListeners {
         }
         // The bytes read to route the connection go first, unchanged.
         stream.write(head);
-        this.deps.relay(socket, stream, session);
+        this.deps.relay(socket, stream, session, head);
       },
       (err: Error) => {
         this.deps.logger.warn(`site ${route.domain}: no stream to tunnel ${route.tunnelId}: ${err.message}`);

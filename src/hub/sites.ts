@@ -1,7 +1,9 @@
 import type { Logger } from '../common/logger.js';
+import { domainAllowed } from './domain-policy.js';
 import { Firewall } from './firewall.js';
 import type { SiteClaim } from './protocol.js';
 import { checkFirewall, isHost } from './rules.js';
+import type { StoredDomain } from './store.js';
 
 export interface SiteRoute {
   domain: string;
@@ -9,20 +11,64 @@ export interface SiteRoute {
   firewall: Firewall;
 }
 
+export class DomainNotFoundError extends Error {
+  override readonly name = 'DomainNotFoundError';
+}
+
 /**
- * Which tunnel serves which domain (Host / SNI name), for the hub's HTTP and HTTPS listeners. A domain belongs to
- * one tunnel: while its tunnel is online another tunnel's claim of it is refused. Claims live with the session (the
- * connector's config is authoritative for its sites and sends them again after every welcome).
+ * Which tunnel serves which domain (Host / SNI name), for the hub's HTTP and HTTPS listeners, and which tunnel owns
+ * it. A domain belongs to the tunnel that claimed it first: the reservation is kept in the hub's state (`owners`,
+ * persisted by the caller) across disconnects and hub restarts, so no other tunnel can take it while its owner is
+ * offline. It ends when the owner's site list no longer names it, or when the admin releases it. Routes live with
+ * the session (the connector's config is authoritative for its sites and sends them again after every welcome).
  */
 export class SiteTable {
   private readonly routes = new Map<string, SiteRoute>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    /** domain → reservation; shared with the registry, which persists it. */
+    private readonly owners: Map<string, StoredDomain>,
+  ) {}
 
-  /** Replaces the sites of `tunnelId` with `claims`; returns the refused ones with the reason. */
-  claim(tunnelId: string, claims: unknown[]): Array<{ domain: string; error: string }> {
+  /** Why `tunnelId` may not claim `domain` (forbidden: its token does not allow it), or undefined when it may. */
+  check(
+    tunnelId: string,
+    name: string,
+    allowed: readonly string[] | undefined,
+  ): { error: string; forbidden: boolean } | undefined {
+    const domain = normalizeDomain(name);
+    if (!domainAllowed(allowed, domain)) {
+      return {
+        error: `domain ${domain} is not allowed by this tunnel's registration token (allowed: ${allowed?.join(', ')})`,
+        forbidden: true,
+      };
+    }
+    const owner = this.owners.get(domain);
+    if (owner && owner.tunnelId !== tunnelId) {
+      const online = this.routes.get(domain)?.tunnelId === owner.tunnelId;
+      return {
+        error: online
+          ? `domain ${domain} is served by another tunnel (${owner.tunnelId})`
+          : `domain ${domain} is reserved for another tunnel (${owner.tunnelId}, offline); the hub admin can release it (domain/release)`,
+        forbidden: false,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * Replaces the sites of `tunnelId` with `claims`: routes them and reserves their domains. Returns the refused
+   * ones with the reason, and whether the reservations changed (the caller saves the state then).
+   */
+  claim(
+    tunnelId: string,
+    claims: unknown[],
+    allowed?: readonly string[],
+  ): { refused: Array<{ domain: string; error: string }>; changed: boolean } {
     const refused: Array<{ domain: string; error: string }> = [];
     const wanted = new Map<string, SiteRoute>();
+    const named = new Set<string>();
     for (const raw of claims) {
       const claim = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<SiteClaim>;
       const domain = typeof claim.domain === 'string' ? normalizeDomain(claim.domain) : '';
@@ -30,26 +76,55 @@ export class SiteTable {
         refused.push({ domain: String(claim.domain ?? ''), error: 'not a host name' });
         continue;
       }
-      const owner = this.routes.get(domain);
-      if (owner && owner.tunnelId !== tunnelId) {
-        refused.push({ domain, error: `domain ${domain} is served by another tunnel (${owner.tunnelId})` });
-        continue;
-      }
-      const problem = checkFirewall(claim.firewall);
+      named.add(domain);
+      const problem = this.check(tunnelId, domain, allowed)?.error ?? checkFirewall(claim.firewall);
       if (problem) {
         refused.push({ domain, error: problem });
         continue;
       }
       wanted.set(domain, { domain, tunnelId, firewall: new Firewall(claim.firewall) });
     }
-    this.release(tunnelId);
-    for (const [domain, route] of wanted) this.routes.set(domain, route);
+    this.unroute(tunnelId);
+    let changed = false;
+    // A domain the tunnel owns but no longer names was removed from its sites: free it.
+    for (const [domain, owner] of this.owners) {
+      if (owner.tunnelId === tunnelId && !named.has(domain)) {
+        this.owners.delete(domain);
+        changed = true;
+      }
+    }
+    for (const [domain, route] of wanted) {
+      this.routes.set(domain, route);
+      if (!this.owners.has(domain)) {
+        this.owners.set(domain, { domain, tunnelId, claimed: new Date().toISOString() });
+        changed = true;
+      }
+    }
     for (const r of refused) this.logger.warn(`tunnel ${tunnelId}: site ${r.domain} refused: ${r.error}`);
-    return refused;
+    return { refused, changed };
   }
 
-  release(tunnelId: string): void {
+  /** The tunnel went offline: its domains stop routing but stay reserved for it. */
+  unroute(tunnelId: string): void {
     for (const [domain, route] of this.routes) if (route.tunnelId === tunnelId) this.routes.delete(domain);
+  }
+
+  /** Ends a reservation (admin) and its route. */
+  releaseDomain(name: string): StoredDomain {
+    const domain = normalizeDomain(name);
+    const owner = this.owners.get(domain);
+    if (!owner) throw new DomainNotFoundError(`domain ${domain} is not reserved by any tunnel`);
+    this.owners.delete(domain);
+    this.routes.delete(domain);
+    return owner;
+  }
+
+  isRouted(name: string): boolean {
+    return this.routes.has(normalizeDomain(name));
+  }
+
+  reservations(): StoredDomain[] {
+    return [...this.owners.values()].sort((a, b) => a.domain.localeCompare(b.domain));
   }
 
   lookup(name: string): SiteRoute | undefined {

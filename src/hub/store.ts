@@ -14,6 +14,8 @@ const StoredToken = Type.Object({
   created: Type.String(),
   /** Tunnels registered with it. */
   uses: Type.Integer({ minimum: 0 }),
+  /** Domains its tunnels may claim (host names or `*.suffix`); absent or empty = any. */
+  domains: Type.Optional(Type.Array(Type.String())),
 });
 
 const StoredTunnel = Type.Object({
@@ -39,6 +41,15 @@ const StoredTunnel = Type.Object({
     month: Type.String(),
   }),
   ports: Type.Array(StoredPortSchema),
+  /** The domain patterns of its token at registration, in force if that token is deleted. */
+  domains: Type.Optional(Type.Array(Type.String())),
+});
+
+/** A domain reserved for the tunnel that claimed it, whether that tunnel is online or not. */
+const StoredDomain = Type.Object({
+  domain: Type.String({ minLength: 1 }),
+  tunnelId: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  claimed: Type.String(),
 });
 
 const HubState = Type.Object({
@@ -46,10 +57,13 @@ const HubState = Type.Object({
   adminKey: Type.String({ minLength: 16 }),
   tokens: Type.Array(StoredToken),
   tunnels: Type.Array(StoredTunnel),
+  /** Absent in state files written before domains were reserved. */
+  domains: Type.Optional(Type.Array(StoredDomain)),
 });
 
 export type StoredToken = Static<typeof StoredToken>;
 export type StoredTunnel = Static<typeof StoredTunnel>;
+export type StoredDomain = Static<typeof StoredDomain>;
 export type HubState = Static<typeof HubState>;
 
 export const HUB_STATE_FILE = 'porthole-hub.json';
@@ -72,6 +86,13 @@ function checkConsistency(state: HubState): void {
       if (owner !== undefined) throw new HubStateError(`port ${p.port} is held by both ${owner} and ${t.id}`);
       ports.set(p.port, t.id);
     }
+  }
+  const domains = new Set<string>();
+  for (const d of state.domains ?? []) {
+    if (domains.has(d.domain)) throw new HubStateError(`domain ${d.domain} is reserved twice`);
+    if (!seen.has(d.tunnelId))
+      throw new HubStateError(`domain ${d.domain} is reserved for unknown tunnel ${d.tunnelId}`);
+    domains.add(d.domain);
   }
 }
 

@@ -6,16 +6,12 @@ import { formatEndpoint, type TunnelUrl } from '../config/url.js';
 import type { Dialer } from '../tunnel/dialer.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { PoolDialer } from '../tunnel/pool-dialer.js';
-import type { SessionSlots } from '../tunnel/session-slots.js';
 import type { InstanceTraffic } from '../tunnel/traffic.js';
 import { createClientTransport, type PoolClientTransport, type PoolType } from '../tunnel/transport/index.js';
-import { ControlChannel } from './control-channel.js';
 import { createDataPlane } from './data-plane.js';
-import { Egress, Ingress } from './dual-end.js';
 import { decodeHandshakeReply, type HandshakeReply, handshakeToken } from './handshake.js';
-import type { Signal } from './signals.js';
 import { StatsReporter, snapshot } from './stats.js';
-import { CertificateVerifier } from './verify.js';
+import { TunnelSides } from './tunnel-sides.js';
 
 /** The server answered the handshake with something other than 200. */
 export class HandshakeRefusedError extends Error {
@@ -29,16 +25,12 @@ export class HandshakeRefusedError extends Error {
  */
 export class TunnelClient {
   readonly traffic: InstanceTraffic;
-  private readonly slots: SessionSlots;
   private readonly dialer: Dialer;
   private readonly pool = new ConnectionPool();
   private readonly reporter: StatsReporter;
+  private readonly sides: TunnelSides;
   private poolDialer: PoolDialer | undefined;
   private transport: PoolClientTransport | undefined;
-  private control: ControlChannel | undefined;
-  private verifier: CertificateVerifier | undefined;
-  private ingress: Ingress | undefined;
-  private egress: Egress | undefined;
   private readonly fingerprints = new Map<string, string>();
   private reply: HandshakeReply | undefined;
   private stopped = false;
@@ -49,9 +41,11 @@ export class TunnelClient {
     private readonly settings: RuntimeSettings,
     private readonly logger: Logger,
   ) {
-    ({ traffic: this.traffic, slots: this.slots, dialer: this.dialer } = createDataPlane(url, settings));
+    const dataPlane = createDataPlane(url, settings);
+    ({ traffic: this.traffic, dialer: this.dialer } = dataPlane);
+    this.sides = new TunnelSides({ url, settings, dataPlane, pool: this.pool, logger });
     this.reporter = new StatsReporter(
-      async () => snapshot(2, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
+      async () => snapshot(2, Math.round(this.sides.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
       settings.reportInterval,
       logger,
     );
@@ -70,7 +64,7 @@ export class TunnelClient {
     this.reporter.stop();
     this.dialer.stop();
     this.teardown();
-    this.ingress?.close();
+    this.sides.close();
   }
 
   private async connect(): Promise<void> {
@@ -156,69 +150,17 @@ export class TunnelClient {
   }
 
   private async setUpSides(reply: HandshakeReply): Promise<void> {
-    const { params, targets } = this.url;
-    const sides = {
-      pool: this.pool,
-      traffic: this.traffic,
-      slots: this.slots,
-      logger: this.logger,
-      readTimeout: params.read,
-      udpIdleTimeout: this.settings.udpReadTimeout,
-    };
-    if (reply.flow === '+' && this.ingress === undefined) {
-      const ingress = new Ingress(targets[0] as (typeof targets)[0], {
-        ...sides,
-        notcp: params.notcp === 1,
-        noudp: params.noudp === 1,
-        poolGetTimeout: this.settings.poolGetTimeout,
-        block: params.block,
-      });
-      await ingress.bind();
-      this.ingress = ingress;
-    }
-    if (reply.flow === '-' && this.egress === undefined) {
-      this.egress = new Egress(this.dialer, {
-        ...sides,
-        proxy: params.proxy === 1,
-        poolGetTimeout: this.settings.poolGetTimeout,
-        localAddress: params.dial,
-      });
-      this.dialer.start();
-    }
+    // The server's flow decides which end this client is, cycle by cycle.
+    if (reply.flow === '+') await this.sides.bindIngress(this.url.targets[0] as TunnelUrl['targets'][0]);
+    else this.sides.startEgress();
   }
 
   private onControl(socket: Duplex): void {
-    this.control = new ControlChannel(socket, {
-      key: this.url.key,
-      reportInterval: this.settings.reportInterval,
-      logger: this.logger,
-      onSignal: (signal) => this.onSignal(signal),
+    this.sides.attachControl(socket, {
+      verify: this.reply?.tls === '1',
+      fingerprintOf: (id) => this.fingerprints.get(id),
       onFatal: (reason) => this.retry(reason),
     });
-    if (this.ingress) this.ingress.control = this.control;
-    if (this.reply?.tls !== '1') {
-      this.markVerified();
-      return;
-    }
-    this.verifier = new CertificateVerifier({
-      pool: this.pool,
-      control: this.control,
-      fingerprintOf: (id) => this.fingerprints.get(id),
-      poolGetTimeout: this.settings.poolGetTimeout,
-    });
-    this.verifier.begin();
-  }
-
-  private onSignal(signal: Signal): void {
-    if (signal.action === 'verify') {
-      this.verifier?.check(signal, () => this.markVerified());
-    } else if (signal.action === 'flush') this.pool.flush();
-    else if (this.egress && this.reply?.flow === '-') this.egress.handle(signal);
-  }
-
-  private markVerified(): void {
-    if (this.ingress) this.ingress.open = true;
-    this.logger.info('Tunnel ready');
   }
 
   private teardown(): void {
@@ -226,15 +168,7 @@ export class TunnelClient {
     this.poolDialer = undefined;
     this.transport?.close();
     this.transport = undefined;
-    this.control?.close();
-    this.control = undefined;
-    this.verifier = undefined;
-    this.pool.close('tunnel down');
+    this.sides.teardown();
     this.fingerprints.clear();
-    if (this.ingress) {
-      this.ingress.open = false;
-      this.ingress.control = undefined;
-    }
-    this.egress?.close();
   }
 }

@@ -12,6 +12,8 @@ export interface ControlChannelOptions {
   onSignal(signal: Signal): void;
   /** The channel is gone (closed, failed or silent); called once. */
   onFatal(reason: string): void;
+  /** Every report interval, before the ping (NodePass's health loop: where it decides to flush). */
+  onHealthCheck?(): void;
 }
 
 /**
@@ -44,7 +46,10 @@ export class ControlChannel {
       () => this.fail(`control channel silent for ${3 * options.reportInterval}ms`),
       3 * options.reportInterval,
     );
-    this.pinger = setInterval(() => this.ping(), options.reportInterval);
+    this.pinger = setInterval(() => {
+      options.onHealthCheck?.();
+      this.ping();
+    }, options.reportInterval);
     socket.resume();
   }
 

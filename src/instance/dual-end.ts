@@ -42,7 +42,9 @@ export class Ingress {
   private readonly udpSessions = new Map<string, UdpSession>();
   private readonly relays = new Set<Relay>();
   control: ControlChannel | undefined;
-  open = false;
+  private ready = false;
+  /** Users that arrived while the tunnel was not ready, waiting for it (see whenOpen). */
+  private readonly readyWaiters = new Set<(ready: boolean) => void>();
 
   constructor(
     private readonly listen: Endpoint,
@@ -53,6 +55,37 @@ export class Ingress {
       block: ReadonlySet<BlockedProtocol>;
     },
   ) {}
+
+  /** Whether users are served (set once the tunnel is up and, with tls=1, the peer's `verify` passed). */
+  get open(): boolean {
+    return this.ready;
+  }
+
+  set open(value: boolean) {
+    this.ready = value;
+    if (value) this.wakeWaiters(true);
+  }
+
+  private wakeWaiters(ready: boolean): void {
+    for (const wake of [...this.readyWaiters]) wake(ready);
+  }
+
+  /**
+   * Resolves true once the tunnel is ready, false after `timeout` ms. A user who connects while the tunnel is being set
+   * up or restarted waits for it rather than being reset (a NodePass ingress leaves such users in the listen backlog).
+   */
+  private whenOpen(timeout: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = (ready: boolean) => {
+        clearTimeout(timer);
+        this.readyWaiters.delete(wake);
+        resolve(ready);
+      };
+      const timer = setTimeout(() => wake(false), timeout);
+      this.readyWaiters.add(wake);
+    });
+  }
 
   async bind(): Promise<void> {
     const { host, port } = this.listen;
@@ -81,6 +114,7 @@ export class Ingress {
   }
 
   close(): void {
+    this.wakeWaiters(false);
     this.tcp?.close();
     this.udp?.close();
     for (const relay of this.relays) relay.destroy(new Error('tunnel closed'));
@@ -93,7 +127,7 @@ export class Ingress {
 
   /** An idle pool connection, waiting for the client to dial one if none is idle (NodePass waits too). */
   private async acquirePool(kind: string, remote: string): Promise<{ id: string; socket: PoolStream } | undefined> {
-    if (!this.open || this.control === undefined) {
+    if (!(await this.whenOpen(this.options.poolGetTimeout)) || this.control === undefined) {
       this.options.logger.warn(`${kind} from ${remote} refused: tunnel not ready`);
       return undefined;
     }
@@ -215,8 +249,24 @@ export class Egress {
 
   constructor(
     private readonly dialer: Dialer,
-    private readonly options: TunnelSideOptions & { proxy: boolean; poolGetTimeout: number; localAddress: string },
+    private readonly options: TunnelSideOptions & {
+      proxy: boolean;
+      poolGetTimeout: number;
+      localAddress: string;
+      /** A signalled pool connection did not arrive or had closed (NodePass's error count, which leads to a flush). */
+      onPoolMiss(): void;
+    },
   ) {}
+
+  /** The pool connection the ingress signalled, counting a miss. */
+  private async member(id: string): Promise<PoolStream> {
+    try {
+      return await this.options.pool.get(id, this.options.poolGetTimeout);
+    } catch (err) {
+      this.options.onPoolMiss();
+      throw err;
+    }
+  }
 
   handle(signal: Signal): void {
     this.options.logger.debug(`Signal ${signal.action} ${signal.id ?? ''} from ${signal.remote ?? ''}`);
@@ -224,7 +274,7 @@ export class Egress {
     const kind = signal.action;
     if (!this.options.slots.tryAcquire(kind)) {
       this.options.logger.warn(`${kind.toUpperCase()} slot limit reached: dropped ${signal.remote}`);
-      void this.options.pool.get(signal.id, this.options.poolGetTimeout).then(
+      void this.member(signal.id).then(
         (s) => s.destroy(),
         () => {},
       );
@@ -243,7 +293,7 @@ export class Egress {
   }
 
   private async tcp(id: string, remote: string): Promise<void> {
-    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    const pool = await this.member(id);
     pool.on('error', () => {});
     let target: Socket;
     try {
@@ -274,7 +324,7 @@ export class Egress {
   }
 
   private async udp(id: string): Promise<void> {
-    const pool = await this.options.pool.get(id, this.options.poolGetTimeout);
+    const pool = await this.member(id);
     const { traffic } = this.options;
     let target: UdpSocket;
     try {

@@ -8,7 +8,6 @@ import { formatEndpoint, type TunnelUrl } from '../config/url.js';
 import type { Dialer } from '../tunnel/dialer.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import { PoolAcceptor } from '../tunnel/pool-acceptor.js';
-import type { SessionSlots } from '../tunnel/session-slots.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
 import type { InstanceTraffic } from '../tunnel/traffic.js';
 import {
@@ -18,13 +17,10 @@ import {
   type PoolServerTransport,
   requiresTls,
 } from '../tunnel/transport/index.js';
-import { ControlChannel } from './control-channel.js';
 import { createDataPlane } from './data-plane.js';
-import { Egress, Ingress } from './dual-end.js';
 import { encodeHandshakeReply, verifyAuthorization } from './handshake.js';
-import type { Signal } from './signals.js';
 import { StatsReporter, snapshot } from './stats.js';
-import { CertificateVerifier } from './verify.js';
+import { TunnelSides } from './tunnel-sides.js';
 
 type Phase = 'handshake' | 'pool' | 'cooldown' | 'stopped';
 
@@ -36,19 +32,15 @@ type Phase = 'handshake' | 'pool' | 'cooldown' | 'stopped';
  */
 export class TunnelServer {
   readonly traffic: InstanceTraffic;
-  private readonly slots: SessionSlots;
   private readonly dialer: Dialer;
+  private readonly sides: TunnelSides;
   private readonly reporter: StatsReporter;
   private listener: Server | undefined;
   private readonly http = createHttpServer((req, res) => this.onHandshake(req, res));
   private phase: Phase = 'handshake';
   private mode: 1 | 2 = 2;
-  private ingress: Ingress | undefined;
-  private egress: Egress | undefined;
   private readonly pool = new ConnectionPool();
   private transport: PoolServerTransport | undefined;
-  private control: ControlChannel | undefined;
-  private verifier: CertificateVerifier | undefined;
   private certificate: ListenerCertificate | undefined;
   private secureContext: SecureContext | undefined;
   private cooldownTimer: NodeJS.Timeout | undefined;
@@ -58,9 +50,11 @@ export class TunnelServer {
     private readonly settings: RuntimeSettings,
     private readonly logger: Logger,
   ) {
-    ({ traffic: this.traffic, slots: this.slots, dialer: this.dialer } = createDataPlane(url, settings));
+    const dataPlane = createDataPlane(url, settings);
+    ({ traffic: this.traffic, dialer: this.dialer } = dataPlane);
+    this.sides = new TunnelSides({ url, settings, dataPlane, pool: this.pool, logger });
     this.reporter = new StatsReporter(
-      async () => snapshot(this.mode, Math.round(this.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
+      async () => snapshot(this.mode, Math.round(this.sides.control?.rtt ?? 0), this.pool.size, this.traffic.counters),
       settings.reportInterval,
       logger,
     );
@@ -74,40 +68,16 @@ export class TunnelServer {
     const { params, targets } = this.url;
     // A pool type this build cannot carry stops the instance here, before it listens, with the reason.
     assertTransportAvailable(params.type);
-    const sides = {
-      pool: this.pool,
-      traffic: this.traffic,
-      slots: this.slots,
-      logger: this.logger,
-      readTimeout: params.read,
-      udpIdleTimeout: this.settings.udpReadTimeout,
-    };
     if (params.mode !== 2) {
-      const ingress = new Ingress(targets[0] as (typeof targets)[0], {
-        ...sides,
-        notcp: params.notcp === 1,
-        noudp: params.noudp === 1,
-        poolGetTimeout: this.settings.poolGetTimeout,
-        block: params.block,
-      });
       try {
-        await ingress.bind();
-        this.ingress = ingress;
+        await this.sides.bindIngress(targets[0] as (typeof targets)[0]);
         this.mode = 1;
       } catch (err) {
         if (params.mode === 1) throw err;
         this.logger.info(`Cannot bind ${formatEndpoint(targets[0] as (typeof targets)[0])}: forward mode (2)`);
       }
     }
-    if (this.mode === 2) {
-      this.egress = new Egress(this.dialer, {
-        ...sides,
-        proxy: params.proxy === 1,
-        poolGetTimeout: this.settings.poolGetTimeout,
-        localAddress: params.dial,
-      });
-      this.dialer.start();
-    }
+    if (this.mode === 2) this.sides.startEgress();
     // NodePass runs QUIC and HTTP/2 pools over TLS whatever `tls` says: tls=0 becomes 1 (and the client is told so).
     const tls = params.tls === 0 && requiresTls(params.type) ? 1 : params.tls;
     if (tls !== 0) {
@@ -148,7 +118,7 @@ export class TunnelServer {
     clearTimeout(this.cooldownTimer);
     this.listener?.close();
     this.teardownSession();
-    this.ingress?.close();
+    this.sides.close();
   }
 
   private onConnection(socket: Socket): void {
@@ -217,55 +187,18 @@ export class TunnelServer {
   }
 
   private onControl(socket: Duplex): void {
-    this.control = new ControlChannel(socket, {
-      key: this.url.key,
-      reportInterval: this.settings.reportInterval,
-      logger: this.logger,
-      onSignal: (signal) => this.onSignal(signal),
+    this.sides.attachControl(socket, {
+      verify: this.certificate?.mode === 1,
+      fingerprintOf: () => this.certificate?.current.fingerprint,
       onFatal: (reason) => this.onTunnelDown(reason),
     });
-    if (this.ingress) this.ingress.control = this.control;
-    if (this.certificate?.mode !== 1) {
-      this.markVerified();
-      return;
-    }
-    this.verifier = new CertificateVerifier({
-      pool: this.pool,
-      control: this.control,
-      fingerprintOf: () => this.certificate?.current.fingerprint,
-      poolGetTimeout: this.settings.poolGetTimeout,
-    });
-    this.verifier.begin();
-  }
-
-  private onSignal(signal: Signal): void {
-    if (signal.action === 'verify') {
-      this.verifier?.check(signal, () => this.markVerified());
-    } else if (signal.action === 'flush') {
-      this.pool.flush();
-    } else if (this.egress) {
-      this.egress.handle(signal);
-    }
-  }
-
-  private markVerified(): void {
-    if (this.ingress) this.ingress.open = true;
-    this.logger.info('Tunnel ready');
   }
 
   private teardownSession(): void {
     // The transport first: an HTTP/2 session goes down whole rather than stream by stream (see Http2ClientTransport).
     this.transport?.close();
     this.transport = undefined;
-    this.control?.close();
-    this.control = undefined;
-    this.verifier = undefined;
-    this.pool.close('tunnel down');
-    if (this.ingress) {
-      this.ingress.open = false;
-      this.ingress.control = undefined;
-    }
-    this.egress?.close();
+    this.sides.teardown();
   }
 
   private onTunnelDown(reason: string): void {

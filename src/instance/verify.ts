@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { type ConnectionPool, PoolMemberGoneError } from '../tunnel/pool.js';
 import type { ControlChannel } from './control-channel.js';
 import type { Signal } from './signals.js';
@@ -49,7 +50,7 @@ export class CertificateVerifier {
     if (conn === undefined) return false;
     const fp = fingerprintOf(conn.id);
     this.spent.set(conn.id, fp);
-    conn.socket.destroy();
+    retire(conn.socket, poolGetTimeout);
     control.send({ action: 'verify', id: conn.id, ...(fp ? { fp } : {}) });
     return true;
   }
@@ -74,4 +75,16 @@ export class CertificateVerifier {
     if (known !== signal.fp) return `certificate fingerprint mismatch: peer ${signal.fp}, here ${known ?? 'none'}`;
     return undefined;
   }
+}
+
+/**
+ * Closes a member named in our `verify` without losing what was written to it. The member may be brand new: the
+ * server wrote its id a moment ago, and on a WebSocket or TLS member that write can still sit in a user-space buffer,
+ * which `destroy()` would drop — the peer's dial then fails, it never learns the id, and its check of our `verify`
+ * fails ("never arrived"), restarting the tunnel. Ending flushes first; the peer closes its side when it checks our
+ * `verify`, and a peer that never does is cut off after `grace` ms.
+ */
+function retire(member: Duplex, grace: number): void {
+  member.end();
+  setTimeout(() => member.destroy(), grace).unref();
 }

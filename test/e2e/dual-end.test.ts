@@ -106,6 +106,17 @@ async function startTunnel(
   };
 }
 
+/** Runs `body`; a failure carries the tail of both ends' logs, which is where the cause of a flaky failure shows. */
+async function withTunnelLogs(tunnel: Tunnel, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    e.message += `\nserver:\n${tunnel.server.output().slice(-4000)}\nclient:\n${tunnel.client.output().slice(-4000)}`;
+    throw e;
+  }
+}
+
 async function bulkRoundTrip(port: number, total: number): Promise<void> {
   const s = await connectTcp(port);
   const sent = createHash('sha256');
@@ -170,9 +181,8 @@ for (const transport of TRANSPORTS) {
           udpEcho?.socket.close();
         });
 
-        test(`${transport.bulk >> 20} MiB round trip arrives sha256-equal`, async () => {
-          await bulkRoundTrip(tunnel.port, transport.bulk);
-        });
+        test(`${transport.bulk >> 20} MiB round trip arrives sha256-equal`, () =>
+          withTunnelLogs(tunnel, () => bulkRoundTrip(tunnel.port, transport.bulk)));
 
         test(`${transport.conns} short connections, 50 at a time, each echoed intact`, async () => {
           let next = 0;
@@ -183,12 +193,13 @@ for (const transport of TRANSPORTS) {
               assert.equal((await exchange(tunnel.port, payload)).toString(), payload.toString());
             }
           };
-          await Promise.all(Array.from({ length: 50 }, worker));
+          await withTunnelLogs(tunnel, async () => {
+            await Promise.all(Array.from({ length: 50 }, worker));
+          });
         });
 
-        test('UDP datagrams cross the tunnel intact', async () => {
-          assert.equal(await udpRoundTrips(tunnel.port, 50), 50);
-        });
+        test('UDP datagrams cross the tunnel intact', () =>
+          withTunnelLogs(tunnel, async () => assert.equal(await udpRoundTrips(tunnel.port, 50), 50)));
 
         if (transport.type === 3 && tls === 0) {
           test('HTTP/2 runs over TLS even with tls=0: both ends say tls 1', () => {
@@ -292,6 +303,29 @@ for (const { type, name } of TRANSPORTS) {
 }
 
 describe('dual-end failure handling', () => {
+  test('a user who connects before the client has joined waits and is served once the tunnel is ready', async () => {
+    const echo = await echoServer();
+    const tunnelPort = await freePort();
+    const port = await freePort();
+    const server = spawnPorthole([`server://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${port}?mode=1&tls=1`], {
+      ...FAST,
+      NP_POOL_GET_TIMEOUT: '10s',
+    });
+    await server.ready;
+    await server.waitFor(/Ingress listening/);
+    const early = exchange(port, Buffer.from('early bird'));
+    await sleep(300);
+    const client = spawnPorthole([`client://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${echo.port}?mode=2`], FAST);
+    try {
+      assert.equal((await early).toString(), 'early bird', server.output());
+      assert.doesNotMatch(server.output(), /refused/);
+    } finally {
+      assert.equal(await client.stop(), 0);
+      assert.equal(await server.stop(), 0);
+      await echo.close();
+    }
+  });
+
   test('a wrong key gets 401 and the server keeps waiting for the right client', async () => {
     const echo = await echoServer();
     const tunnelPort = await freePort();

@@ -1,7 +1,39 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import { api, removeDir, startMaster } from '../helpers/master.js';
+
+/** The sha256 fingerprint of the certificate the TLS listener on `port` presents. */
+async function servedFingerprint(port: number): Promise<string | undefined> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'master.test' });
+  await once(socket, 'secureConnect');
+  const fingerprint = socket.getPeerX509Certificate()?.fingerprint256;
+  socket.destroy();
+  return fingerprint;
+}
+
+/** GET {prefix}/v1/info over HTTPS without verifying the certificate; resolves with the status. */
+function infoStatus(port: number, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `https://127.0.0.1:${port}/api/v1/info`,
+      { rejectUnauthorized: false, headers: { 'X-API-Key': key }, timeout: 10_000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('master: OpenAPI, Swagger UI served locally, TLS', () => {
   test('/openapi.json is OpenAPI 3.1 from the route schemas; /docs and every asset it references are local', async (t) => {
@@ -109,5 +141,39 @@ describe('master: OpenAPI, Swagger UI served locally, TLS', () => {
     assert.equal(inst.type, 'server');
     assert.equal(inst.url, 'server://127.0.0.1:1/127.0.0.1:2?log=info&tls=1');
     assert.match(inst.config, /tls=1/);
+  });
+
+  test('tls=2 serves the given certificate; a key that cannot be read falls back to an in-memory one, with a warning', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'porthole-master-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const pair = await createSelfSignedCertificate('master.test', ['master.test']);
+    writeFileSync(join(dir, 'crt.pem'), pair.cert);
+    writeFileSync(join(dir, 'key.pem'), pair.key);
+    const expected = new X509Certificate(pair.cert).fingerprint256;
+
+    const given = await startMaster({
+      query: `log=info&tls=2&crt=${join(dir, 'crt.pem')}&key=${join(dir, 'key.pem')}`,
+    });
+    try {
+      assert.equal(await servedFingerprint(given.port), expected);
+      assert.equal(await infoStatus(given.port, given.key), 200);
+      assert.doesNotMatch(given.output(), /failed to load/);
+    } finally {
+      await given.stop();
+      removeDir(given.stateDir);
+    }
+
+    const fallback = await startMaster({
+      query: `log=info&tls=2&crt=${join(dir, 'crt.pem')}&key=${join(dir, 'missing-key.pem')}`,
+    });
+    try {
+      assert.match(fallback.output(), /missing-key\.pem failed to load .*; using tls=1/);
+      const served = await servedFingerprint(fallback.port);
+      assert.ok(served && served !== expected, 'an in-memory certificate, not the file one');
+      assert.equal(await infoStatus(fallback.port, fallback.key), 200);
+    } finally {
+      await fallback.stop();
+      removeDir(fallback.stateDir);
+    }
   });
 });

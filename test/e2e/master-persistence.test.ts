@@ -137,4 +137,30 @@ describe('master persistence', () => {
     assert.equal(code, 1);
     assert.match(out, /refusing to start with an empty state/);
   });
+
+  test('the reload tick (NP_RELOAD_INTERVAL) refreshes the backup while the master runs', async (t) => {
+    const dir = tempStateDir();
+    const m = await startMaster({ stateDir: dir, env: { NP_RELOAD_INTERVAL: '1s' } });
+    t.after(async () => {
+      await m.stop();
+      removeDir(dir);
+    });
+    const backupAliases = () => {
+      try {
+        return (JSON.parse(readFileSync(join(dir, BACKUP), 'utf8')).instances as Array<{ alias: string }>).map(
+          (i) => i.alias,
+        );
+      } catch {
+        return [];
+      }
+    };
+    // The start wrote a backup of the state as it was: no instance yet.
+    assert.deepEqual(backupAliases(), []);
+    const created = await api(m, 'POST', '/instances', {
+      alias: 'ticked',
+      url: `client://127.0.0.1:${await freePort()}/127.0.0.1:${await freePort()}?mode=1`,
+    });
+    assert.equal(created.status, 201);
+    await until(async () => backupAliases().includes('ticked'), 5000, 'the backup has the new instance');
+  });
 });

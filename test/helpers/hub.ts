@@ -141,9 +141,16 @@ export async function configureConnector(hub: HubProcess, name: string, dir: str
   return configPath;
 }
 
-export async function startConnector(configPath: string, apiPort?: number): Promise<ConnectorProcess> {
+export async function startConnector(
+  configPath: string,
+  apiPort?: number,
+  env: Record<string, string> = {},
+): Promise<ConnectorProcess> {
   const port = apiPort ?? (await freePort());
-  const p = spawnPorthole(['connector', 'start', '--config', configPath, '--api-port', String(port), '--log', 'debug']);
+  const p = spawnPorthole(
+    ['connector', 'start', '--config', configPath, '--api-port', String(port), '--log', 'debug'],
+    env,
+  );
   const timer = setTimeout(() => p.proc.kill('SIGKILL'), 20_000);
   try {
     await p.waitFor(/connected to the hub/, 15_000);
