@@ -2,7 +2,6 @@ import { resolve } from 'node:path';
 import { Logger } from '../common/logger.js';
 import { ConfigError } from '../config/errors.js';
 import type { LogLevel } from '../config/params.js';
-import { parseEndpoint } from '../config/url.js';
 import { checkHttp, checkPort, type Http } from '../hub/rules.js';
 import { CLIENT_BASE, createConnectorApi } from './admin-api.js';
 import {
@@ -15,7 +14,15 @@ import {
   saveConfig,
 } from './config.js';
 import { Connector } from './connector.js';
-import { HubDialer, register, tunnelInfo } from './hub-dialer.js';
+import {
+  HUB_TRANSPORTS,
+  HubDialer,
+  type HubTransport,
+  hubAddressFor,
+  parseHubAddress,
+  register,
+  tunnelInfo,
+} from './hub-dialer.js';
 import { startQuickTunnel } from './quick-tunnel.js';
 import { hashSecret } from './site-auth.js';
 
@@ -23,6 +30,7 @@ export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porth
 
   porthole connector configure --hub HOST:PORT --token TOKEN [--name N] [--ca FILE] [--fingerprint sha256:..] [--no-tls]
       [--acme-email E] [--acme-directory URL]   Let's Encrypt account contact; ACME CA (default Let's Encrypt)
+      [--transport tcp|ws|wss]     (or --hub wss://HOST[:PORT][/PATH]: the hub through WebSocket, for HTTP(S)-only egress)
   porthole connector start [--api-port 4100] [--log info]
   porthole connector info
   porthole connector route tcp allocate
@@ -139,10 +147,20 @@ export async function runConnector(
         '--no-tls',
         '--acme-email',
         '--acme-directory',
+        '--transport',
       ]);
-      const hub = need(flags, '--hub');
-      parseEndpoint(hub, '--hub');
-      const tls = !flags.bools.has('--no-tls');
+      const transport = flags.values.get('--transport');
+      if (transport !== undefined && !(HUB_TRANSPORTS as readonly string[]).includes(transport)) {
+        throw new ConfigError(`--transport: ${HUB_TRANSPORTS.join(', ')} (got "${transport}")`, '--transport');
+      }
+      const given = need(flags, '--hub');
+      const hub = transport ? hubAddressFor(given, transport as HubTransport) : given;
+      const scheme = parseHubAddress(hub, '--hub').transport;
+      // A WebSocket URL says itself whether there is TLS; --no-tls is for the plain TCP listener of a --tls 0 hub.
+      if (scheme !== 'tcp' && flags.bools.has('--no-tls')) {
+        throw new ConfigError(`--no-tls does not apply to a ${scheme}:// hub (use ws:// for no TLS)`, '--no-tls');
+      }
+      const tls = scheme === 'tcp' ? !flags.bools.has('--no-tls') : scheme === 'wss';
       const trust = {
         tls,
         fingerprint: flags.values.get('--fingerprint') ?? '',

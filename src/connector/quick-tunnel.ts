@@ -8,6 +8,7 @@ import { ConfigError } from '../config/errors.js';
 import { checkHttp, isHost } from '../hub/rules.js';
 import type { ConnectorConfig } from './config.js';
 import { Connector } from './connector.js';
+import { parseHubAddress } from './hub-dialer.js';
 
 /**
  * Quick tunnels (`porthole connector http <port> [--webroot DIR]`, `tcp <port>`): the registered tunnel runs in the
@@ -24,7 +25,7 @@ export async function startQuickTunnel(
   acmeDir?: string,
 ): Promise<{ connector: Connector; stop(): Promise<void> }> {
   const run: ConnectorConfig = structuredClone(config);
-  const hubHost = config.hub.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const hubHost = parseHubAddress(config.hub).endpoint.host;
   if (kind === 'http') {
     let domain = target.domain?.toLowerCase();
     if (!domain) {

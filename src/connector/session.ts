@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import {
   challengeResponse,
@@ -33,7 +33,7 @@ export interface SessionHandlers {
   /** The hub admin changed this connector's sites. */
   onSites(message: MessageOf<'https'>): void;
   /** A stream from the hub, claimed from the pool: the handler owns the socket. */
-  onStream(open: MessageOf<'open'>, socket: Socket): void;
+  onStream(open: MessageOf<'open'>, socket: Duplex): void;
   /** The sites this tunnel serves, claimed at the hub after welcome. */
   sites(): SiteClaim[];
   /** The hub refused these domains (another tunnel owns them, or the token does not allow them). */
@@ -52,8 +52,8 @@ interface Identity {
  * kept ready for port mappings.
  */
 export class HubSession {
-  private readonly inbound = new ConnectionPool<Socket>();
-  private readonly outbound = new ConnectionPool<Socket>();
+  private readonly inbound = new ConnectionPool<Duplex>();
+  private readonly outbound = new ConnectionPool<Duplex>();
   private dialingInbound = 0;
   private dialingOutbound = 0;
   private readonly pending = new Map<
@@ -72,7 +72,7 @@ export class HubSession {
 
   private constructor(
     private readonly dialer: HubDialer,
-    private readonly control: Socket,
+    private readonly control: Duplex,
     readonly sessionId: string,
     private readonly dataToken: string,
     private readonly poolSize: number,
@@ -185,7 +185,7 @@ export class HubSession {
   }
 
   /** A data connection to the hub naming a port-mapping target; bytes (or framed datagrams) follow. */
-  async connectOutbound(connect: Omit<MessageOf<'connect'>, 'type'>): Promise<Socket> {
+  async connectOutbound(connect: Omit<MessageOf<'connect'>, 'type'>): Promise<Duplex> {
     if (this.closed) throw new Error('the tunnel session is not connected');
     const idle = this.outbound.take();
     const socket = idle?.socket ?? (await this.dialData('outbound'));
@@ -193,7 +193,7 @@ export class HubSession {
     return socket;
   }
 
-  private async dialData(role: 'inbound' | 'outbound'): Promise<Socket> {
+  private async dialData(role: 'inbound' | 'outbound'): Promise<Duplex> {
     const { socket } = await this.dialer.dial();
     const id = randomHex(4);
     socket.write(encodeFrame({ type: 'data', sessionId: this.sessionId, token: this.dataToken, id, role }));
@@ -202,7 +202,7 @@ export class HubSession {
       socket.destroy();
       throw new Error('session closed');
     }
-    (socket as Socket & { poolId?: string }).poolId = id;
+    (socket as Duplex & { poolId?: string }).poolId = id;
     return socket;
   }
 
@@ -213,12 +213,12 @@ export class HubSession {
       this.dialData('inbound').then(
         (socket) => {
           this.dialingInbound--;
-          const id = (socket as Socket & { poolId: string }).poolId;
+          const id = (socket as Duplex & { poolId: string }).poolId;
           socket.once('close', () => {
             // An idle connection lost (not one taken for a stream, which onServe replaced already): replace it.
             if (this.inbound.has(id)) setImmediate(() => this.fillInbound());
           });
-          // Half-open capable sockets do not close on a FIN by themselves: an idle one that ends is finished.
+          // Half-open capable streams do not close on a FIN by themselves: an idle one that ends is finished.
           socket.once('end', () => {
             if (this.inbound.has(id)) socket.destroy();
           });
@@ -239,7 +239,7 @@ export class HubSession {
       this.dialData('outbound').then(
         (socket) => {
           this.dialingOutbound--;
-          const id = (socket as Socket & { poolId: string }).poolId;
+          const id = (socket as Duplex & { poolId: string }).poolId;
           socket.once('end', () => {
             if (this.outbound.has(id)) socket.destroy();
           });

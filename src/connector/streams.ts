@@ -1,5 +1,5 @@
-import type { Socket } from 'node:net';
 import { connect, isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
 import { DatagramStream } from '../tunnel/datagram-stream.js';
@@ -26,7 +26,7 @@ export interface StreamCounters {
  */
 export function serveStream(
   open: MessageOf<'open'>,
-  socket: Socket,
+  socket: Duplex,
   rule: PortRule | undefined,
   counters: StreamCounters,
   logger: Logger,
@@ -76,7 +76,7 @@ export function serveStream(
   });
 }
 
-async function bridgeUdp(socket: Socket, rule: PortRule, counters: StreamCounters, logger: Logger): Promise<void> {
+async function bridgeUdp(socket: Duplex, rule: PortRule, counters: StreamCounters, logger: Logger): Promise<void> {
   let udp: Awaited<ReturnType<typeof connectUdp>>;
   try {
     udp = await connectUdp(rule.destination, isIP(rule.destination) === 6 ? 6 : 4, rule.dstPort, 'auto');

@@ -11,6 +11,7 @@ import { checkDomainPatterns, DomainPatternError } from './domain-policy.js';
 const HubFile = Type.Object(
   {
     tunnelListen: Type.Optional(Type.String()),
+    wsListen: Type.Optional(Type.String()),
     tls: Type.Optional(Type.Boolean()),
     cert: Type.Optional(Type.String()),
     key: Type.Optional(Type.String()),
@@ -51,6 +52,11 @@ export interface HubConfig {
   /** Where connectors connect (TLS unless tls is false). Port 0 = any free port (tests). */
   tunnelListen: Endpoint;
   tls: boolean;
+  /**
+   * A plain-HTTP listener that takes only WebSocket upgrades on HUB_WEBSOCKET_PATH, for a TLS-terminating reverse
+   * proxy in front of the hub; undefined = off (the tunnel listener takes WebSocket upgrades too, in its TLS).
+   */
+  wsListen: Endpoint | undefined;
   cert: string;
   key: string;
   /** The public HTTP listener of sites (routed by Host); undefined = off. */
@@ -78,6 +84,7 @@ export interface HubConfig {
 export const HUB_DEFAULTS: HubConfig = {
   tunnelListen: { host: '', port: 7443 },
   tls: true,
+  wsListen: undefined,
   cert: '',
   key: '',
   httpListen: { host: '', port: 80 },
@@ -117,6 +124,7 @@ function parseRange(text: string): { begin: number; end: number } {
 const FLAGS: Record<string, keyof HubFile | 'config'> = {
   '--config': 'config',
   '--tunnel-listen': 'tunnelListen',
+  '--ws-listen': 'wsListen',
   '--public-bind': 'publicBind',
   '--http-listen': 'httpListen',
   '--https-listen': 'httpsListen',
@@ -183,6 +191,7 @@ export async function readHubConfig(args: string[]): Promise<HubConfig> {
     throw new ConfigError('hub config: cert needs key', 'key');
   return {
     tunnelListen: merged.tunnelListen ? parseListen(merged.tunnelListen, 'tunnelListen') : HUB_DEFAULTS.tunnelListen,
+    wsListen: merged.wsListen ? parseListen(merged.wsListen, 'wsListen') : undefined,
     httpListen: siteListen(merged.httpListen, HUB_DEFAULTS.httpListen, 'httpListen'),
     httpsListen: siteListen(merged.httpsListen, HUB_DEFAULTS.httpsListen, 'httpsListen'),
     tls,

@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { writeAtomic } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
@@ -10,6 +11,7 @@ import { DatagramStream } from '../tunnel/datagram-stream.js';
 import { Relay } from '../tunnel/relay.js';
 import { ListenerCertificate } from '../tunnel/tls-listener.js';
 import type { Flow } from '../tunnel/traffic.js';
+import { WebSocketAcceptor } from '../tunnel/transport/websocket-acceptor.js';
 import type { HubConfig } from './config.js';
 import { Firewall, normalizeAddress } from './firewall.js';
 import { canBind, PortAllocator } from './port-allocator.js';
@@ -18,6 +20,7 @@ import {
   challengeResponse,
   encodeFrame,
   type Frame,
+  HUB_WEBSOCKET_PATH,
   type MessageOf,
   type PortMapRule,
   randomHex,
@@ -87,6 +90,10 @@ export class Hub {
   readonly sites: SiteTable;
   readonly siteListeners: SiteListeners;
   private tunnelServer: TlsServer | Server | undefined;
+  /** The optional plain-HTTP WebSocket listener (`wsListen`), for a TLS-terminating reverse proxy in front. */
+  private webSocketServer: Server | undefined;
+  /** WebSocket upgrades on HUB_WEBSOCKET_PATH, from the tunnel listener and the WebSocket listener. */
+  private readonly webSockets: WebSocketAcceptor;
   private certificate: ListenerCertificate | undefined;
   private readonly pingInterval: number;
   readonly startedAt = Date.now();
@@ -109,6 +116,18 @@ export class Hub {
       logger,
       sessionOf: (id) => this.sessions.get(id),
       relay: (client, stream, session, head) => this.relay(client, stream, [session.tunnel], head.length),
+    });
+    this.webSockets = new WebSocketAcceptor({
+      handshakeTimeout: HANDSHAKE_TIMEOUT,
+      admit: (req) =>
+        new URL(req.url ?? '/', 'http://hub').pathname === HUB_WEBSOCKET_PATH
+          ? undefined
+          : {
+              status: 404,
+              reason: 'Not Found',
+              body: `no WebSocket endpoint here; the hub's is ${HUB_WEBSOCKET_PATH}`,
+            },
+      onStream: (stream, req) => this.onLink(stream, req.socket.remoteAddress ?? ''),
     });
   }
 
@@ -133,9 +152,14 @@ export class Hub {
     return (this.tunnelServer?.address() as { port: number } | null)?.port ?? 0;
   }
 
+  /** The port of the plain WebSocket listener, 0 when there is none. */
+  get webSocketPort(): number {
+    return (this.webSocketServer?.address() as { port: number } | null)?.port ?? 0;
+  }
+
   /** Starts the tunnel listener. */
   async listen(): Promise<void> {
-    const onConnection = (socket: Socket) => this.onConnection(socket);
+    const onConnection = (socket: Socket) => this.onTunnelConnection(socket);
     if (this.config.tls) {
       const [crt, key] =
         this.config.cert !== ''
@@ -157,12 +181,32 @@ export class Hub {
       });
     });
     server.on('error', (err) => this.logger.error(`tunnel listener: ${err.message}`));
+    if (this.config.wsListen) await this.listenWebSocket(this.config.wsListen);
     await this.siteListeners.listen(this.config.httpListen, this.config.httpsListen);
+  }
+
+  /** The plain-HTTP listener that takes only WebSocket upgrades (TLS is the reverse proxy's in front of it). */
+  private async listenWebSocket(at: { host: string; port: number }): Promise<void> {
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', (err) => this.logger.debug(`WebSocket listener ${socket.remoteAddress}: ${err.message}`));
+      this.webSockets.accept(socket);
+    });
+    this.webSocketServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: at.host || undefined, port: at.port }, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.logger.error(`WebSocket listener: ${err.message}`));
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     for (const session of this.sessions.values()) session.close('hub stopping');
+    this.webSockets.close();
+    this.webSocketServer?.close();
     for (const [port] of this.listeners) this.closeListener(port);
     this.siteListeners.close();
     this.certificate?.stop();
@@ -172,40 +216,59 @@ export class Hub {
 
   // --- connections on the tunnel listener --------------------------------------------------------------------
 
-  private onConnection(socket: Socket): void {
-    socket.on('error', (err) => this.logger.debug(`tunnel connection ${socket.remoteAddress}: ${err.message}`));
-    readFrame(socket, HANDSHAKE_TIMEOUT).then(
-      (frame) => this.dispatch(socket, frame),
+  /**
+   * A connection on the tunnel listener (decrypted, with TLS): the framed protocol, whose first byte is 0x00 (a frame
+   * is at most 256 KiB), or an HTTP request, which can only be a WebSocket upgrade carrying the same protocol.
+   */
+  private onTunnelConnection(socket: Socket): void {
+    const address = socket.remoteAddress ?? '';
+    socket.on('error', (err) => this.logger.debug(`tunnel connection ${address}: ${err.message}`));
+    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT);
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] === 0x00) this.onLink(socket, address);
+      else this.webSockets.accept(socket);
+    });
+  }
+
+  /** A connection that speaks the framed protocol: a TCP/TLS socket, or a WebSocket byte stream. */
+  private onLink(link: Duplex, address: string): void {
+    link.on('error', (err) => this.logger.debug(`tunnel connection ${address}: ${err.message}`));
+    readFrame(link, HANDSHAKE_TIMEOUT).then(
+      (frame) => this.dispatch(link, address, frame),
       (err: Error) => {
-        this.logger.debug(`tunnel connection from ${socket.remoteAddress}: ${err.message}`);
-        socket.destroy();
+        this.logger.debug(`tunnel connection from ${address}: ${err.message}`);
+        link.destroy();
       },
     );
   }
 
-  private refuse(socket: Socket, error: string): void {
-    this.logger.warn(`refused ${socket.remoteAddress}: ${error}`);
-    socket.end(encodeFrame({ type: 'refused', error }));
-    setTimeout(() => socket.destroy(), 1000).unref();
+  private refuse(link: Duplex, address: string, error: string): void {
+    this.logger.warn(`refused ${address}: ${error}`);
+    link.end(encodeFrame({ type: 'refused', error }));
+    setTimeout(() => link.destroy(), 1000).unref();
   }
 
-  private dispatch(socket: Socket, frame: Frame): void {
+  private dispatch(link: Duplex, address: string, frame: Frame): void {
     switch (frame.type) {
       case 'register':
-        this.onRegister(socket, frame);
+        this.onRegister(link, address, frame);
         return;
       case 'hello':
-        void this.onHello(socket, frame);
+        void this.onHello(link, address, frame);
         return;
       case 'data':
-        void this.onData(socket, frame);
+        void this.onData(link, frame);
         return;
       default:
-        this.refuse(socket, `unexpected first message "${frame.type}"`);
+        this.refuse(link, address, `unexpected first message "${frame.type}"`);
     }
   }
 
-  private onRegister(socket: Socket, frame: MessageOf<'register'>): void {
+  private onRegister(socket: Duplex, address: string, frame: MessageOf<'register'>): void {
     try {
       const info = {
         name: text(frame.name) || 'connector',
@@ -217,20 +280,20 @@ export class Hub {
       if (this.config.maxTunnels > 0 && this.registry.tunnels.size >= this.config.maxTunnels) {
         throw new RegistrationError(`the hub holds its maximum of ${this.config.maxTunnels} tunnels`);
       }
-      const tunnel = this.registry.register(text(frame.token), info, normalizeAddress(socket.remoteAddress ?? ''));
+      const tunnel = this.registry.register(text(frame.token), info, normalizeAddress(address));
       this.store.save().then(
         () => {
-          this.logger.info(`registered tunnel ${tunnel.id} (${tunnel.name}) from ${socket.remoteAddress}`);
+          this.logger.info(`registered tunnel ${tunnel.id} (${tunnel.name}) from ${address}`);
           socket.end(encodeFrame({ type: 'registered', tunnelId: tunnel.id, secret: tunnel.secret }));
         },
-        () => this.refuse(socket, 'the hub could not save its state'),
+        () => this.refuse(socket, address, 'the hub could not save its state'),
       );
     } catch (err) {
-      this.refuse(socket, (err as Error).message);
+      this.refuse(socket, address, (err as Error).message);
     }
   }
 
-  private async onHello(socket: Socket, hello: MessageOf<'hello'>): Promise<void> {
+  private async onHello(socket: Duplex, address: string, hello: MessageOf<'hello'>): Promise<void> {
     const tunnel = this.registry.tunnels.get(text(hello.tunnelId));
     // Challenge even an unknown tunnel id, so the answer does not tell which ids exist before authentication.
     const nonce = randomHex(32);
@@ -239,26 +302,30 @@ export class Hub {
     try {
       auth = await readFrame(socket, HANDSHAKE_TIMEOUT);
     } catch (err) {
-      this.logger.debug(`handshake from ${socket.remoteAddress}: ${(err as Error).message}`);
+      this.logger.debug(`handshake from ${address}: ${(err as Error).message}`);
       socket.destroy();
       return;
     }
     // The nonce lives only in this function: a recorded `auth` answers a nonce that is never issued again.
     const expected = tunnel ? challengeResponse(tunnel.secret, nonce, tunnel.id) : randomHex(32);
     if (auth.type !== 'auth' || typeof auth.mac !== 'string' || !sameHex(auth.mac, expected) || !tunnel) {
-      return this.refuse(socket, 'authentication failed (unknown tunnel or wrong secret; run connector configure)');
+      return this.refuse(
+        socket,
+        address,
+        'authentication failed (unknown tunnel or wrong secret; run connector configure)',
+      );
     }
-    if (tunnel.shutdown) return this.refuse(socket, `tunnel ${tunnel.id} was shut down by the hub admin`);
-    if (this.stopping) return this.refuse(socket, 'hub stopping');
+    if (tunnel.shutdown) return this.refuse(socket, address, `tunnel ${tunnel.id} was shut down by the hub admin`);
+    if (this.stopping) return this.refuse(socket, address, 'hub stopping');
     this.sessions.get(tunnel.id)?.close('replaced by a new session');
     tunnel.name = text(hello.name) || tunnel.name;
     tunnel.hostname = text(hello.hostname);
     tunnel.version = text(hello.version, 64);
     tunnel.os = text(hello.os, 64);
     tunnel.arch = text(hello.arch, 64);
-    tunnel.address = normalizeAddress(socket.remoteAddress ?? '');
+    tunnel.address = normalizeAddress(address);
     tunnel.lastActive = new Date().toISOString();
-    const session = new Session(tunnel, socket, {
+    const session = new Session(tunnel, socket, address, {
       pingInterval: this.pingInterval,
       logger: this.logger,
       onRequest: (s, r) => void this.onRequest(s, r),
@@ -275,12 +342,12 @@ export class Hub {
       ports: tunnel.ports,
       pool: this.config.pool,
     });
-    this.logger.info(`tunnel ${tunnel.id} (${tunnel.name}) online from ${socket.remoteAddress}, session ${session.id}`);
+    this.logger.info(`tunnel ${tunnel.id} (${tunnel.name}) online from ${address}, session ${session.id}`);
     this.store.saveLazily(1000);
     await this.syncListeners();
   }
 
-  private async onData(socket: Socket, frame: MessageOf<'data'>): Promise<void> {
+  private async onData(socket: Duplex, frame: MessageOf<'data'>): Promise<void> {
     const session = this.sessionsById.get(text(frame.sessionId));
     if (!session || session.isClosed || typeof frame.token !== 'string' || !sameHex(frame.token, session.dataToken)) {
       socket.destroy();
@@ -288,7 +355,6 @@ export class Hub {
     }
     const id = text(frame.id, 64);
     if (frame.role === 'inbound') {
-      socket.setNoDelay(true);
       session.addData(id, socket);
       return;
     }
@@ -500,7 +566,7 @@ export class Hub {
   }
 
   /** `counted`: bytes already forwarded outside the relay (a site's routing head), added to the bandwidth. */
-  private relay(user: Socket, target: Socket, tunnels: StoredTunnel[], counted = 0): void {
+  private relay(user: Duplex, target: Duplex, tunnels: StoredTunnel[], counted = 0): void {
     const flow = this.flowFor(tunnels);
     if (counted > 0) flow.count(counted);
     const relay = new Relay(user, target, { up: flow, down: flow, idleTimeout: 0 });
@@ -522,7 +588,7 @@ export class Hub {
 
   // --- port mappings ------------------------------------------------------------------------------------------
 
-  private async routePortmap(from: Session, stream: Socket, request: MessageOf<'connect'>): Promise<void> {
+  private async routePortmap(from: Session, stream: Duplex, request: MessageOf<'connect'>): Promise<void> {
     const dstPort = Number(request.dstPort);
     const destination = text(request.destination).trim();
     const transport = request.transport === 'udp' ? 'udp' : 'tcp';

@@ -3,6 +3,7 @@ import { Logger } from '../common/logger.js';
 import { createAdminApi } from './admin-api.js';
 import { readHubConfig } from './config.js';
 import { Hub } from './hub.js';
+import { HUB_WEBSOCKET_PATH } from './protocol.js';
 
 export interface RunningHub {
   stop(timeout: number): Promise<void>;
@@ -26,6 +27,8 @@ export async function startHub(args: string[], print = (line: string) => process
   const shown = isIP(adminHost) === 6 ? `[${adminHost}]` : adminHost;
   print(`porthole hub: tunnel listener ${hub.describeTunnelListen()} (${config.tls ? 'TLS' : 'plain TCP'})`);
   if (hub.fingerprint) print(`Fingerprint: ${hub.fingerprint}`);
+  if (hub.webSocketPort)
+    print(`WebSocket:   ${config.wsListen?.host || '*'}:${hub.webSocketPort} (plain HTTP, path ${HUB_WEBSOCKET_PATH})`);
   print(`Admin API:   http://${shown}:${adminPort}/api/admin/v1.0 (docs: /api/admin/v1.0/docs)`);
   print(`Admin key:   ${hub.registry.adminKey}`);
   const sites = hub.siteListeners;

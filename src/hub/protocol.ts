@@ -10,6 +10,11 @@ import type { Duplex } from 'node:stream';
 export const PROTOCOL_VERSION = 1;
 /** Control frames are small; anything larger is a peer speaking something else. */
 export const MAX_FRAME = 256 * 1024;
+/**
+ * The path of the hub's WebSocket endpoint (tunnel listener and `wsListen`): each WebSocket there carries one
+ * connection of this protocol, byte for byte, in binary messages (for connectors that can only reach HTTP(S)).
+ */
+export const HUB_WEBSOCKET_PATH = '/porthole/ws';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import { ConnectionPool } from '../tunnel/pool.js';
 import {
@@ -26,24 +26,28 @@ export interface SessionOptions {
 
 /**
  * One live connector session at the hub: its control connection (framed messages, keepalive with RTT) and the
- * pool of idle data connections the connector keeps open, from which every stream towards it is taken.
+ * pool of idle data connections the connector keeps open, from which every stream towards it is taken. Each
+ * connection is a TCP/TLS socket or a WebSocket byte stream (a connector behind an HTTP-only egress), the same
+ * framed protocol either way.
  */
 export class Session {
   readonly id = randomHex(8);
   readonly dataToken = randomHex(16);
-  readonly pool = new ConnectionPool<Socket>();
+  readonly pool = new ConnectionPool<Duplex>();
   readonly startedAt = Date.now();
   /** Last keepalive round trip, ms. */
   rtt = -1;
   /** Data connections handed to streams and still open (closed with the session). */
-  private readonly active = new Set<Socket>();
+  private readonly active = new Set<Duplex>();
   private closed = false;
   private lastPong = Date.now();
   private readonly pinger: NodeJS.Timeout;
 
   constructor(
     readonly tunnel: StoredTunnel,
-    readonly control: Socket,
+    readonly control: Duplex,
+    /** The connector's address as the hub sees it (a reverse proxy's, for a WebSocket through one). */
+    readonly remoteAddress: string,
     private readonly options: SessionOptions,
   ) {
     const decoder = new FrameDecoder(
@@ -70,10 +74,6 @@ export class Session {
     return this.closed;
   }
 
-  get remoteAddress(): string {
-    return this.control.remoteAddress ?? '';
-  }
-
   get activeStreams(): number {
     return this.active.size;
   }
@@ -83,7 +83,7 @@ export class Session {
   }
 
   /** Adds an idle data connection the connector dialed. */
-  addData(id: string, socket: Socket): void {
+  addData(id: string, socket: Duplex): void {
     if (this.closed) {
       socket.destroy();
       return;
@@ -96,7 +96,7 @@ export class Session {
   }
 
   /** Tracks a data connection in use so that it ends with the session. */
-  track(socket: Socket): void {
+  track(socket: Duplex): void {
     this.active.add(socket);
     socket.once('close', () => this.active.delete(socket));
   }
@@ -111,7 +111,7 @@ export class Session {
     transport: 'tcp' | 'udp',
     client: { address: string; port: number },
     domain?: string,
-  ): Promise<Socket> {
+  ): Promise<Duplex> {
     const { id, socket } = await this.pool.acquire(STREAM_WAIT);
     if (this.closed) {
       socket.destroy();

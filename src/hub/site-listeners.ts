@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import type { Endpoint } from '../config/url.js';
 import { normalizeAddress } from './firewall.js';
@@ -18,7 +19,7 @@ export interface SiteListenerDeps {
   sessionOf(tunnelId: string): Session | undefined;
   /** Relays the client's socket and the stream to the connector, counting the tunnel's bandwidth. */
   /** `head`: the bytes read to route the connection, already written to the stream (they count as traffic too). */
-  relay(client: Socket, stream: Socket, session: Session, head: Buffer): void;
+  relay(client: Socket, stream: Duplex, session: Session, head: Buffer): void;
 }
 
 function page(status: number, reason: string, body: string): string {

@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** Largest UDP payload (IPv4 limit); fits the 2-byte length prefix. */
 export const MAX_DATAGRAM = 65_507;
@@ -15,15 +16,23 @@ export class DatagramStream {
   sent = 0;
   received = 0;
 
+  private readonly idleTimer: NodeJS.Timeout | undefined;
+
+  /** `stream`: a TCP/TLS data connection, or any half-closing Duplex (a hub link over WebSocket). */
   constructor(
-    readonly stream: Socket,
+    readonly stream: Duplex,
     idleTimeout: number,
   ) {
-    stream.setNoDelay(true);
+    if (stream instanceof Socket) stream.setNoDelay(true);
     stream.on('data', (chunk: Buffer) => this.push(chunk));
     stream.on('error', () => stream.destroy());
     stream.on('end', () => stream.end());
-    if (idleTimeout > 0) stream.setTimeout(idleTimeout, () => stream.destroy());
+    if (idleTimeout > 0) {
+      // Not Socket.setTimeout: other Duplexes have none. Refreshed by every datagram either way.
+      this.idleTimer = setTimeout(() => stream.destroy(), idleTimeout);
+      this.idleTimer.unref();
+      stream.once('close', () => clearTimeout(this.idleTimer));
+    }
     stream.resume();
   }
 
@@ -36,6 +45,7 @@ export class DatagramStream {
     const head = Buffer.allocUnsafe(2);
     head.writeUInt16BE(datagram.length, 0);
     this.sent += datagram.length;
+    this.idleTimer?.refresh();
     // Over a congested stream, drop rather than queue without bound: that is what UDP would do.
     if (this.stream.writableLength > 4 * 1024 * 1024) return;
     this.stream.write(head);
@@ -47,6 +57,7 @@ export class DatagramStream {
   }
 
   private push(chunk: Buffer): void {
+    this.idleTimer?.refresh();
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     while (this.buffered.length >= 2) {
       const length = this.buffered.readUInt16BE(0);

@@ -13,9 +13,14 @@ export interface WebSocketProxy {
  * A small HTTP reverse proxy in front of `upstreamPort`, as a firewall or CDN that lets only HTTP out would be: plain
  * HTTP requests are re-issued upstream (its own connection, its own headers), WebSocket upgrades are forwarded as a
  * byte tunnel after the 101, and anything that is not HTTP is dropped. It connects upstream from `sourceAddress`, so
- * the tunnel server sees the proxy's address, not the client's.
+ * the tunnel server sees the proxy's address, not the client's. `listenPort` 0 = any free port; a fixed one restarts a
+ * proxy where its clients expect it.
  */
-export async function webSocketProxy(upstreamPort: number, sourceAddress = '127.0.0.2'): Promise<WebSocketProxy> {
+export async function webSocketProxy(
+  upstreamPort: number,
+  sourceAddress = '127.0.0.2',
+  listenPort = 0,
+): Promise<WebSocketProxy> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const upstream = request(
@@ -70,7 +75,7 @@ export async function webSocketProxy(upstreamPort: number, sourceAddress = '127.
       client.pipe(upstream);
     });
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(listenPort, '127.0.0.1');
   await once(server, 'listening');
   proxy.port = (server.address() as { port: number }).port;
   return proxy;

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
-import { WebSocketStream } from '../../src/tunnel/transport/websocket-stream.js';
+import { MAX_MESSAGE, WebSocketStream } from '../../src/tunnel/transport/websocket-stream.js';
 import { readBytes } from '../helpers/net.js';
 
 /** Two WebSocketStreams joined over a real loopback WebSocket. */
@@ -72,6 +72,25 @@ describe('WebSocketStream', () => {
       assert.match(err.message, /text message/);
     } finally {
       client.destroy();
+      close();
+    }
+  });
+  test('corked writes leave as one batch (writev): one binary message per chunk, big ones split, order kept', async () => {
+    const { client, server, close } = await streamPair();
+    try {
+      const messages: number[] = [];
+      server.webSocket.on('message', (data: Buffer) => messages.push(data.length));
+      const chunks = [randomBytes(1000), randomBytes(70_000), randomBytes(MAX_MESSAGE + 5), Buffer.from('tail')];
+      const all = Buffer.concat(chunks);
+      const got = readBytes(server, all.length, 10_000);
+      client.cork();
+      for (const c of chunks) client.write(c);
+      process.nextTick(() => client.uncork());
+      assert.equal(sha(await got), sha(all));
+      assert.deepEqual(messages, [1000, 70_000, MAX_MESSAGE, 5, 4], 'each chunk its own message, split at MAX_MESSAGE');
+    } finally {
+      client.destroy();
+      server.destroy();
       close();
     }
   });

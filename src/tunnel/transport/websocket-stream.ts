@@ -8,6 +8,11 @@ export const MAX_PAYLOAD = 1024 * 1024;
 /** Bytes handed to the socket but not yet written out above which a write waits (backpressure). */
 const SEND_HIGH_WATER = 512 * 1024;
 
+/** The socket under a `ws` WebSocket (ws keeps it in `_socket` and has no public accessor). */
+function underlyingSocket(ws: WebSocket): Duplex | undefined {
+  return (ws as unknown as { _socket?: Duplex })._socket;
+}
+
 /**
  * A WebSocket as a pool stream: each write goes out as one binary message, each binary message read is a chunk of
  * the byte stream (NodePass's type 2: coder/websocket NetConn on the Go side).
@@ -81,6 +86,26 @@ export class WebSocketStream extends Duplex {
       return;
     }
     for (let at = 0; at < chunk.length; at += MAX_MESSAGE) this.send(chunk.subarray(at, at + MAX_MESSAGE));
+    if (this.inflight < SEND_HIGH_WATER) callback();
+    else this.waitingWrite = () => callback();
+  }
+
+  /**
+   * Several chunks at once (the relay batches what it read in one loop turn): one binary message each, as NodePass
+   * expects no particular framing, but written with the socket corked so they leave in one writev rather than one
+   * syscall per message. No copy: ws writes each frame's header and payload as they are.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      callback(new Error('WebSocket is closed'));
+      return;
+    }
+    const socket = underlyingSocket(this.ws);
+    socket?.cork();
+    for (const { chunk } of chunks) {
+      for (let at = 0; at < chunk.length; at += MAX_MESSAGE) this.send(chunk.subarray(at, at + MAX_MESSAGE));
+    }
+    socket?.uncork();
     if (this.inflight < SEND_HIGH_WATER) callback();
     else this.waitingWrite = () => callback();
   }

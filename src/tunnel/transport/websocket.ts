@@ -1,26 +1,11 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import WebSocket, { WebSocketServer } from 'ws';
 import { readExactly } from '../read-exactly.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
-import { MAX_PAYLOAD, WebSocketStream } from './websocket-stream.js';
-
-/** Go net/http's plain-text error, as NodePass's `http.Error(w, "pool full", 503)` writes it. */
-function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
-  const text = `${body}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n` +
-      'Content-Type: text/plain; charset=utf-8\r\n' +
-      'X-Content-Type-Options: nosniff\r\n' +
-      `Content-Length: ${Buffer.byteLength(text)}\r\n` +
-      'Connection: close\r\n\r\n' +
-      text,
-  );
-}
+import { WebSocketAcceptor } from './websocket-acceptor.js';
+import { dialWebSocket } from './websocket-dial.js';
 
 /**
  * Type 2 server side: the tunnel port speaks HTTP/1.1 (inside TLS with tls 1|2, i.e. wss://) and every WebSocket
@@ -30,48 +15,32 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, body: str
  */
 export class WebSocketServerTransport implements PoolServerTransport {
   readonly type = 2;
-  private readonly http: Server;
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD });
+  private readonly upgrades: WebSocketAcceptor;
 
   constructor(private readonly options: ServerTransportOptions) {
-    this.http = createHttpServer((_req, res) => {
-      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
-      res.end('WebSocket upgrade required\n');
+    const { acceptor } = options;
+    this.upgrades = new WebSocketAcceptor({
+      handshakeTimeout: options.handshakeTimeout,
+      admit: () => (acceptor.full ? { status: 503, reason: 'Service Unavailable', body: 'pool full' } : undefined),
+      onStream: (stream) => {
+        const id = acceptor.nextId();
+        stream.write(id);
+        acceptor.admit(id, stream);
+      },
     });
-    this.http.headersTimeout = options.handshakeTimeout;
-    this.http.requestTimeout = options.handshakeTimeout;
-    this.http.on('clientError', (_err, socket) => socket.destroy());
-    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
   }
 
   accept(raw: Socket): void {
     // A full pool is answered in HTTP (503) once the upgrade request is in.
     void openMemberConnection(raw, this.options, { checkAddress: false, checkFull: false, alpn: ['http/1.1'] }).then(
       (socket) => {
-        if (socket) this.http.emit('connection', socket);
+        if (socket) this.upgrades.accept(socket);
       },
     );
   }
 
   close(): void {
-    this.http.close();
-    this.wss.close();
-  }
-
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { acceptor } = this.options;
-    socket.on('error', () => {});
-    if (acceptor.full) {
-      refuseUpgrade(socket, 503, 'Service Unavailable', 'pool full');
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const id = acceptor.nextId();
-      const stream = new WebSocketStream(ws);
-      stream.on('error', () => {});
-      stream.write(id);
-      acceptor.admit(id, stream);
-    });
+    this.upgrades.close();
   }
 }
 
@@ -93,32 +62,16 @@ export class WebSocketClientTransport implements PoolClientTransport {
 
   async dial(): Promise<DialedMember> {
     const { host, tls, servername, dialTimeout, keepAlive } = this.options;
-    const ws = new WebSocket(this.url, {
-      perMessageDeflate: false,
-      maxPayload: MAX_PAYLOAD,
-      handshakeTimeout: dialTimeout,
+    const { stream, socket } = await dialWebSocket({
+      url: this.url,
+      timeout: dialTimeout,
       // NodePass's Host header is the tunnel hostname without the port.
       headers: { Host: host },
-      ...(this.secure ? clientTlsOptions(tls === 1 ? 1 : 2, servername) : {}),
+      keepAlive,
+      ...(this.secure ? { tls: clientTlsOptions(tls === 1 ? 1 : 2, servername) } : {}),
     });
-    // Wrapped at once: the id message may arrive in the same read as the 101 response, right after 'open'.
-    const stream = new WebSocketStream(ws);
-    stream.on('error', () => {});
-    let fingerprint: string | undefined;
-    ws.once('upgrade', (res) => {
-      const socket = res.socket as Socket;
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, keepAlive);
-      if (this.secure) fingerprint = peerFingerprint(socket as TLSSocket);
-    });
+    const fingerprint = this.secure ? peerFingerprint(socket as TLSSocket) : undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => {
-          ws.removeListener('error', reject);
-          resolve();
-        });
-        ws.once('error', reject);
-      });
       const id = (await readExactly(stream, 4, dialTimeout)).toString('hex');
       return { id, stream, ...(fingerprint ? { fingerprint } : {}) };
     } catch (err) {
