@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf, PortRule } from '../hub/protocol.js';
@@ -249,9 +249,7 @@ export class Connector {
 
   private onStream(open: MessageOf<'open'>, socket: Duplex): void {
     if (open.kind === 'http' || open.kind === 'https-sni') {
-      // SiteServer.serve is typed for a Socket but uses only what every Duplex has (events, end/destroy, TLSSocket
-      // wrapping, the relay): a stream over a WebSocket hub link serves the same way.
-      this.sites.serve(open, socket as Socket);
+      this.sites.serve(open, socket);
       return;
     }
     const port = Number(open.port);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { MessageOf } from '../hub/protocol.js';
@@ -49,15 +50,16 @@ export class SiteStreams {
    * Adds a served connection to the traffic counters when it closes (node:http and TLS own its reads and writes,
    * so its totals are taken then; TLS ones count the plaintext).
    */
-  private count(stream: Socket): void {
+  private count(stream: Duplex & { bytesRead?: number; bytesWritten?: number }): void {
     this.counters.httpStreams++;
     stream.once('close', () => {
-      this.counters.bytesIn += stream.bytesRead;
-      this.counters.bytesOut += stream.bytesWritten;
+      this.counters.bytesIn += stream.bytesRead ?? 0;
+      this.counters.bytesOut += stream.bytesWritten ?? 0;
     });
   }
 
-  serve(open: MessageOf<'open'>, socket: Socket): void {
+  /** A site stream from the hub: a socket, or a stream over a WebSocket hub link (which counts bytes alike). */
+  serve(open: MessageOf<'open'>, socket: Duplex): void {
     socket.on('error', () => {});
     const domain = typeof open.domain === 'string' ? open.domain : '';
     const site = this.find(domain);
@@ -97,7 +99,7 @@ export class SiteStreams {
   }
 
   /** `tls: <port>`: the client's TLS goes to the destination untouched (it holds the certificate). */
-  private passThrough(socket: Socket, host: string, port: number): void {
+  private passThrough(socket: Duplex, host: string, port: number): void {
     const target = connect({ host, port, allowHalfOpen: true });
     const timer = setTimeout(() => target.destroy(new Error(`no answer within ${DIAL_TIMEOUT}ms`)), DIAL_TIMEOUT);
     target.once('error', (err) => {

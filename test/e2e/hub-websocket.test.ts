@@ -155,9 +155,29 @@ describe('hub session over WebSocket: connectors that reach the hub only through
       async () => (await httpGet(hub.httpPort, 'ws.test', '/x').catch(() => ({ status: 0 }))).status === 200,
       'the site',
     );
+    type Traffic = { httpStreams: number; bytesIn: number; bytesOut: number };
+    const traffic = async () => ((await client(viaProxy, 'GET', '/info')).body as { traffic: Traffic }).traffic;
+    // Let the connections of the polling above close and be counted, so the next one is the only change.
+    let before = await traffic();
+    await until(async () => {
+      const now = await traffic();
+      const settled = now.httpStreams === before.httpStreams && now.bytesIn === before.bytesIn;
+      before = now;
+      return settled;
+    }, 'the site counters to settle');
     const page = await httpGet(hub.httpPort, 'ws.test', '/hello?a=1');
     assert.equal(page.status, 200);
     assert.match(page.body, /^origin saw \S+ \/hello\?a=1$/);
+    // A site stream over the WebSocket link counts its bytes like a socket one (a stream has no bytesRead of its own).
+    await until(async () => {
+      const now = await traffic();
+      assert.ok(Number.isFinite(now.bytesIn) && Number.isFinite(now.bytesOut), JSON.stringify(now));
+      return (
+        now.httpStreams === before.httpStreams + 1 &&
+        now.bytesIn - before.bytesIn > 'GET /hello?a=1 HTTP/1.1\r\n'.length &&
+        now.bytesOut - before.bytesOut > page.body.length
+      );
+    }, 'the site connection in the connector traffic counters');
   });
 
   test('wss:// on the TLS tunnel listener itself (--transport wss): pinned, port mappings TCP and UDP to the other tunnel', async () => {

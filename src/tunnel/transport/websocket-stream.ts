@@ -28,6 +28,9 @@ function underlyingSocket(ws: WebSocket): Duplex | undefined {
  * stream as a Close frame does.
  */
 export class WebSocketStream extends Duplex {
+  /** Payload bytes received and sent (as net.Socket counts, so traffic counters treat both alike). */
+  bytesRead = 0;
+  bytesWritten = 0;
   private inflight = 0;
   /** The end of the readable side was pushed (the peer's FIN marker, or its Close). */
   private eof = false;
@@ -49,6 +52,7 @@ export class WebSocketStream extends Duplex {
         this.destroy(new Error('data after the end of stream'));
         return;
       }
+      this.bytesRead += data.length;
       if (!this.push(data)) ws.pause();
     });
     ws.on('close', () => {
@@ -127,6 +131,7 @@ export class WebSocketStream extends Duplex {
 
   private send(message: Buffer): void {
     this.inflight += message.length;
+    this.bytesWritten += message.length;
     this.ws.send(message, { binary: true, compress: false }, () => {
       this.inflight -= message.length;
       if (this.waitingWrite !== undefined && this.inflight < SEND_HIGH_WATER) {
