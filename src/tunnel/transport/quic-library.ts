@@ -1,7 +1,5 @@
 import { randomBytes, webcrypto } from 'node:crypto';
-import type { Socket as UdpSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import type { Logger } from '../../common/logger.js';
 import { TransportUnavailableError } from './types.js';
 
@@ -89,33 +87,53 @@ export const clientCrypto = {
   },
 };
 
-/**
- * The CAs a tls=2 client trusts, as Node's TLS would: the bundled Mozilla roots plus NODE_EXTRA_CA_CERTS. quiche
- * (BoringSSL) verifies the chain and the server name itself but does not read Node's store, so it is handed over.
- */
-export function trustedCertificates(logger: Logger): string[] {
-  const extra = process.env.NODE_EXTRA_CA_CERTS;
-  if (!extra) return [...rootCertificates];
-  try {
-    return [...rootCertificates, readFileSync(extra, 'utf8')];
-  } catch (err) {
-    logger.warn(`NODE_EXTRA_CA_CERTS ${extra} unreadable for the QUIC pool: ${(err as Error).message}`);
-    return [...rootCertificates];
-  }
+type QuicSocket = InstanceType<QuicLibrary['QUICSocket']>;
+
+/** The parts of the library's QUICSocket we reach into (see openQuicSocket); both are private there. */
+interface QuicSocketInternals {
+  handleSocketMessage?: (data: Buffer, remote: RemoteInfo) => Promise<void>;
+  socket?: UdpSocket;
 }
 
+/** Kernel buffer size asked for the UDP socket (Linux caps it at net.core.rmem_max / wmem_max). */
+const UDP_BUFFER = 4 * 1024 * 1024;
+
 /**
- * Raises the kernel buffers of the UDP socket under a QUIC endpoint. The library reads datagrams on the JS thread;
- * with Linux's default 208 KiB receive buffer a burst overflows it, every drop is taken for congestion, and quiche
- * collapses its window (measured: 774 of 33k packets lost and 7 Mbit/s over loopback). The library keeps its dgram
- * socket private; if its shape changes this does nothing and QUIC still works, only slower under load.
+ * A bound UDP socket for a QUIC server or client, with two repairs the library needs to face the network:
+ *
+ * - Its datagram handler is an async function registered as a plain 'message' listener, and a crafted datagram
+ *   (a long-header packet of another type than Initial, for an unknown connection id) makes it throw: the rejection
+ *   would end the process. The handler is wrapped before the socket starts so such a datagram is dropped and logged.
+ * - It reads datagrams on the JS thread; with Linux's default 208 KiB receive buffer a burst overflows it, every drop
+ *   is taken for congestion, and quiche collapses its window (measured over loopback: 774 of 33k packets lost and
+ *   7 Mbit/s). The buffers are raised.
+ *
+ * Both reach into private members: a library version without them is refused at start rather than run exposed.
  */
-export function enlargeUdpBuffers(endpoint: unknown, bytes = 4 * 1024 * 1024): void {
-  const udp = (endpoint as { socket?: { socket?: UdpSocket } }).socket?.socket;
-  try {
-    udp?.setRecvBufferSize(bytes);
-    udp?.setSendBufferSize(bytes);
-  } catch {
-    // Capped or refused by the kernel (net.core.rmem_max): the default stays.
+export async function openQuicSocket(
+  quic: QuicLibrary,
+  bind: { host: string; port: number; ipv6Only?: boolean },
+  logger: Logger,
+): Promise<QuicSocket> {
+  const socket = new quic.QUICSocket({ logger: QUIC_LOGGER });
+  const internals = socket as unknown as QuicSocketInternals;
+  const handle = internals.handleSocketMessage;
+  if (typeof handle !== 'function') {
+    throw new TransportUnavailableError(
+      `pool type 1 (QUIC): this version of ${QUIC_PACKAGE} is not supported (no datagram handler to guard); ` +
+        `install ${QUIC_PACKAGE}@2`,
+    );
   }
+  internals.handleSocketMessage = (data, remote) =>
+    handle(data, remote).catch((err: Error) => {
+      logger.debug(`QUIC datagram from ${remote.address}:${remote.port} dropped: ${err.message}`);
+    });
+  await socket.start(bind);
+  try {
+    internals.socket?.setRecvBufferSize(UDP_BUFFER);
+    internals.socket?.setSendBufferSize(UDP_BUFFER);
+  } catch {
+    // Refused by the kernel: the default stays (slower under load, still correct).
+  }
+  return socket;
 }

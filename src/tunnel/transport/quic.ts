@@ -6,22 +6,23 @@ import { readExactly } from '../read-exactly.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import {
   clientCrypto,
-  enlargeUdpBuffers,
   loadQuicLibrary,
+  openQuicSocket,
   QUIC_LOGGER,
   type QuicConnection,
   type QuicLibrary,
   type QuicStream,
   serverCrypto,
-  trustedCertificates,
 } from './quic-library.js';
 import { QuicStreamDuplex } from './quic-stream.js';
+import { verifyServerChain } from './quic-verify.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
 
 /** NodePass's ALPN for its QUIC pool. */
 export const QUIC_ALPN = 'np-quic';
 
 type QuicServer = InstanceType<QuicLibrary['QUICServer']>;
+type QuicSocket = InstanceType<QuicLibrary['QUICSocket']>;
 type QuicClient = Awaited<ReturnType<QuicLibrary['QUICClient']['createQUICClient']>>;
 
 /**
@@ -68,6 +69,7 @@ export class QuicEndpoint {
 
   private constructor(
     private readonly server: QuicServer,
+    private readonly socket: QuicSocket,
     private readonly quic: QuicLibrary,
     private readonly logger: Logger,
   ) {
@@ -85,15 +87,21 @@ export class QuicEndpoint {
   static async open(options: QuicEndpointOptions): Promise<QuicEndpoint> {
     const quic = await loadQuicLibrary();
     const { certificate, keepAlive, host, port, logger } = options;
+    // '' is every interface: '::' with dual stack, as the TCP listener does.
+    const socket = await openQuicSocket(quic, { host: host === '' ? '::' : host, port, ipv6Only: false }, logger);
     const server = new quic.QUICServer({
       crypto: serverCrypto(),
       config: { ...quicConfig(keepAlive), key: certificate.key, cert: certificate.cert, verifyPeer: false },
+      socket,
       logger: QUIC_LOGGER,
     });
-    // '' is every interface: '::' with dual stack, as the TCP listener does.
-    await server.start({ host: host === '' ? '::' : host, port, ipv6Only: false });
-    enlargeUdpBuffers(server);
-    return new QuicEndpoint(server, quic, logger);
+    try {
+      await server.start();
+    } catch (err) {
+      await socket.stop({ force: true }).catch(() => {});
+      throw err;
+    }
+    return new QuicEndpoint(server, socket, quic, logger);
   }
 
   get port(): number {
@@ -114,6 +122,7 @@ export class QuicEndpoint {
     await this.server.stop({ force: true }).catch((err: Error) => {
       this.logger.debug(`QUIC listener stop: ${err.message}`);
     });
+    await this.socket.stop({ force: true }).catch(() => {});
   }
 }
 
@@ -197,6 +206,7 @@ export class QuicServerTransport implements PoolServerTransport {
 
 interface OpenClient {
   client: QuicClient;
+  socket: QuicSocket;
   fingerprint: string | undefined;
 }
 
@@ -210,7 +220,7 @@ interface OpenClient {
 export class QuicClientTransport implements PoolClientTransport {
   readonly type = 1;
   private opening: Promise<OpenClient> | undefined;
-  private current: QuicClient | undefined;
+  private current: OpenClient | undefined;
   private closed = false;
 
   constructor(private readonly options: ClientTransportOptions) {}
@@ -238,10 +248,10 @@ export class QuicClientTransport implements PoolClientTransport {
 
   close(): void {
     this.closed = true;
-    const client = this.current;
+    const current = this.current;
     this.current = undefined;
     this.opening = undefined;
-    client?.destroy({ isApp: true, errorCode: 0, force: true }).catch(() => {});
+    if (current) void closeClient(current);
   }
 
   private connect(): Promise<OpenClient> {
@@ -258,42 +268,60 @@ export class QuicClientTransport implements PoolClientTransport {
     const { host, port, tls, servername, dialTimeout, keepAlive, logger } = this.options;
     const quic = await loadQuicLibrary();
     const verify = tls === 2;
+    // tls=2: the chain and name are checked here, as Node's TLS would (see verifyServerChain); the reason is kept for
+    // the error, which quiche reduces to a TLS alert.
+    let refused: string | undefined;
+    const verifyCallback = async (chain: Uint8Array[]) => {
+      refused = verifyServerChain(chain, servername ?? host, logger);
+      return refused === undefined ? undefined : quic.native.CryptoError.BadCertificate;
+    };
+    const socket = await openQuicSocket(quic, { host: '::', port: 0, ipv6Only: false }, logger);
     let client: QuicClient;
     try {
       client = await quic.QUICClient.createQUICClient(
         {
           host,
           port,
+          socket,
           ...(servername ? { serverName: servername } : {}),
           crypto: clientCrypto,
           config: {
             ...quicConfig(keepAlive),
             verifyPeer: verify,
-            ...(verify ? { ca: trustedCertificates(logger) } : {}),
+            ...(verify ? { verifyCallback } : {}),
           },
           logger: QUIC_LOGGER,
         },
         { timer: dialTimeout },
       );
     } catch (err) {
-      throw new Error(`QUIC connection to ${host}:${port} failed: ${describeQuicError(err)}`);
+      await socket.stop({ force: true }).catch(() => {});
+      const reason = refused ? `server certificate refused: ${refused}` : describeQuicError(err);
+      throw new Error(`QUIC connection to ${host}:${port} failed: ${reason}`);
     }
-    if (this.closed) {
-      client.destroy({ force: true }).catch(() => {});
-      throw new Error('QUIC pool transport closed');
-    }
-    enlargeUdpBuffers(client);
-    this.current = client;
-    const opened = this.opening;
-    void client.closedP.then(() => {
-      logger.debug(`QUIC connection to ${host}:${port} closed`);
-      if (this.current === client) this.current = undefined;
-      if (this.opening === opened) this.opening = undefined;
-    });
     const leaf = client.connection.getRemoteCertsChain()[0];
     const fingerprint = leaf ? `sha256:${new X509Certificate(leaf).fingerprint256}` : undefined;
-    return { client, fingerprint };
+    const open = { client, socket, fingerprint };
+    if (this.closed) {
+      await closeClient(open);
+      throw new Error('QUIC pool transport closed');
+    }
+    this.current = open;
+    const opening = this.opening;
+    void client.closedP.then(() => {
+      logger.debug(`QUIC connection to ${host}:${port} closed`);
+      if (this.current === open) this.current = undefined;
+      if (this.opening === opening) this.opening = undefined;
+      void socket.stop({ force: true }).catch(() => {});
+    });
+    return open;
   }
+}
+
+/** Closes the client's connection (and with it every member) and its UDP socket. */
+async function closeClient({ client, socket }: OpenClient): Promise<void> {
+  await client.destroy({ isApp: true, errorCode: 0, force: true }).catch(() => {});
+  await socket.stop({ force: true }).catch(() => {});
 }
 
 /** The library's errors say little in `message` alone (a TLS failure is "TlsFail" in the cause): add the cause. */
