@@ -247,6 +247,20 @@ async function startTunnel(
 }
 
 describe('QUIC pool (type=1) under bad input', { skip: SKIP }, () => {
+  test('a server whose UDP tunnel port is taken fails at start, saying so, and leaves nothing listening', async () => {
+    const port = await freePort();
+    const squatter = createSocket('udp4');
+    await new Promise<void>((resolve) => squatter.bind(port, '127.0.0.1', resolve));
+    try {
+      const server = spawnPorthole([`server://k@127.0.0.1:${port}/127.0.0.1:9?mode=2&type=1`]);
+      assert.notEqual(await exitOf(server), 0);
+      assert.match(server.output(), new RegExp(`QUIC listener cannot bind UDP 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      await assert.rejects(connectTcp(port));
+    } finally {
+      squatter.close();
+    }
+  });
+
   test('garbage datagrams on the UDP tunnel port leave the tunnel serving', async () => {
     const echo = await echoServer();
     const tunnel = await startTunnel(echo.port);

@@ -88,7 +88,10 @@ export class QuicEndpoint {
     const quic = await loadQuicLibrary();
     const { certificate, keepAlive, host, port, logger } = options;
     // '' is every interface: '::' with dual stack, as the TCP listener does.
-    const socket = await openQuicSocket(quic, { host: host === '' ? '::' : host, port, ipv6Only: false }, logger);
+    const bindHost = host === '' ? '::' : host;
+    const socket = await openQuicSocket(quic, { host: bindHost, port, ipv6Only: false }, logger).catch((err) => {
+      throw new Error(`QUIC listener cannot bind UDP ${formatHostPort(bindHost, port)}: ${describeQuicError(err)}`);
+    });
     const server = new quic.QUICServer({
       crypto: serverCrypto(),
       config: { ...quicConfig(keepAlive), key: certificate.key, cert: certificate.cert, verifyPeer: false },
@@ -322,6 +325,10 @@ export class QuicClientTransport implements PoolClientTransport {
 async function closeClient({ client, socket }: OpenClient): Promise<void> {
   await client.destroy({ isApp: true, errorCode: 0, force: true }).catch(() => {});
   await socket.stop({ force: true }).catch(() => {});
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The library's errors say little in `message` alone (a TLS failure is "TlsFail" in the cause): add the cause. */
