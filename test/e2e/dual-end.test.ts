@@ -218,6 +218,30 @@ for (const transport of TRANSPORTS) {
   }
 }
 
+/**
+ * `exchange` bounded in time: after a kill -9 a tunnel that never answers must fail the test with both ends' output,
+ * not hang it until the runner's timeout takes the rest of the file with it.
+ */
+async function exchangeWithin(port: number, payload: Buffer, ms: number, ...ends: PortholeProcess[]): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `no echo within ${ms}ms; ${ends.map((e, i) => `end ${i}:\n${e.output().slice(-2500)}`).join('\n')}`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return (await Promise.race([exchange(port, payload), timeout])).toString();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function udpEchoServerOn(port: number) {
   const socket = createSocket('udp4');
   socket.on('message', (msg, rinfo) => socket.send(msg, rinfo.port, rinfo.address));
@@ -278,7 +302,8 @@ for (const { type, name } of TRANSPORTS) {
           FAST,
         );
         await ready(client, 15_000);
-        assert.equal((await exchange(tunnel.port, Buffer.from('after restart'))).toString(), 'after restart');
+        const reply = await exchangeWithin(tunnel.port, Buffer.from('after restart'), 15_000, tunnel.server, client);
+        assert.equal(reply, 'after restart');
         assert.equal(await client.stop(), 0);
       } finally {
         assert.equal(await tunnel.server.stop(), 0);
@@ -298,7 +323,8 @@ for (const { type, name } of TRANSPORTS) {
         await server.ready;
         await server.waitFor(/Tunnel ready/, 15_000);
         await sleep(200);
-        assert.equal((await exchange(tunnel.port, Buffer.from('reconnected'))).toString(), 'reconnected');
+        const reply = await exchangeWithin(tunnel.port, Buffer.from('reconnected'), 15_000, server, tunnel.client);
+        assert.equal(reply, 'reconnected');
         assert.equal(await server.stop(), 0);
       } finally {
         assert.equal(await tunnel.client.stop(), 0);

@@ -43,7 +43,9 @@ function quicConfig(keepAlive: number) {
     initialMaxStreamDataBidiRemote: 1024 * 1024,
     initialMaxStreamsBidi: 100_000,
     initialMaxStreamsUni: 0,
-    readableChunkSize: 64 * 1024,
+    // The library preallocates this read buffer for every stream, idle pool members included (1024 × 16 KiB = 16 MiB
+    // for a full pool); 16 KiB is NodePass's NP_TCP_DATA_BUF_SIZE and ~12 datagrams per read.
+    readableChunkSize: 16 * 1024,
   };
 }
 
