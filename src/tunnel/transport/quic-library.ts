@@ -95,8 +95,8 @@ interface QuicSocketInternals {
   socket?: UdpSocket;
 }
 
-/** Kernel buffer size asked for the UDP socket (Linux caps it at net.core.rmem_max / wmem_max). */
-const UDP_BUFFER = 4 * 1024 * 1024;
+/** Kernel buffer size asked for the UDP socket (Linux caps it at net.core.rmem_max / wmem_max); see openQuicSocket. */
+const UDP_BUFFER = 1024 * 1024;
 
 /**
  * A bound UDP socket for a QUIC server or client, with two repairs the library needs to face the network:
@@ -104,9 +104,11 @@ const UDP_BUFFER = 4 * 1024 * 1024;
  * - Its datagram handler is an async function registered as a plain 'message' listener, and a crafted datagram
  *   (a long-header packet of another type than Initial, for an unknown connection id) makes it throw: the rejection
  *   would end the process. The handler is wrapped before the socket starts so such a datagram is dropped and logged.
- * - It reads datagrams on the JS thread; with Linux's default 208 KiB receive buffer a burst overflows it, every drop
- *   is taken for congestion, and quiche collapses its window (measured over loopback: 774 of 33k packets lost and
- *   7 Mbit/s). The buffers are raised.
+ * - It reads datagrams on the JS thread, about 1 ms of CPU each. With Linux's default 208 KiB receive buffer a burst
+ *   overflows it, every drop is taken for congestion and quiche collapses its window (loopback, 4 MiB: 400 lost,
+ *   RTT 0.6-1.4 s, 1 Mbit/s on a busy machine); with 4 MiB nothing is lost but the queue grows to seconds of work
+ *   (RTT 3.3 s, 2 Mbit/s), which starves the control channel's pings. 1 MiB lost nothing and kept the RTT at
+ *   0.1-0.25 s (5 Mbit/s), so 1 MiB it is.
  *
  * Both reach into private members: a library version without them is refused at start rather than run exposed.
  */
