@@ -56,15 +56,19 @@ const QUIC_SKIP = await import('@matrixai/quic').then(
  */
 const ALL_TRANSPORTS: Array<{ type: PoolType; name: string; bulk: number; conns: number }> = [
   { type: 0, name: 'TCP', bulk: 32 * 1024 * 1024, conns: 500 },
-  // QUIC moves ~10 Mbit/s here (docs/protocol.md §8.3): a smaller payload, still crossing many flow-control windows.
-  { type: 1, name: 'QUIC', bulk: 2 * 1024 * 1024, conns: 100 },
+  // QUIC moves a few Mbit/s here (docs/protocol.md §8.3): a smaller payload, still crossing many flow-control windows.
+  { type: 1, name: 'QUIC', bulk: 1024 * 1024, conns: 60 },
   { type: 2, name: 'WebSocket', bulk: 8 * 1024 * 1024, conns: 150 },
   { type: 3, name: 'HTTP/2', bulk: 8 * 1024 * 1024, conns: 150 },
 ];
 // PORTHOLE_TEST_TYPES=2,3 runs the transport-parameterized tests for those pool types only (while working on one).
+// By default type 1 is left to dual-end-quic.test.ts, which runs this file for it alone: QUIC's ~1 min here took the
+// file past the runner's 120 s limit per file. PORTHOLE_TEST_PARTS (a list of matrix, faults, general; default all)
+// picks the per-transport matrix, the per-transport fault tests and the transport-independent tests.
 const TRANSPORTS = process.env.PORTHOLE_TEST_TYPES
   ? ALL_TRANSPORTS.filter((t) => process.env.PORTHOLE_TEST_TYPES?.split(',').includes(String(t.type)))
-  : ALL_TRANSPORTS;
+  : ALL_TRANSPORTS.filter((t) => t.type !== 1);
+const PARTS = new Set((process.env.PORTHOLE_TEST_PARTS ?? 'matrix,faults,general').split(','));
 
 /**
  * A server and a client on loopback in front of `targetPort`. Server mode 2: the client is the ingress; mode 1: the
@@ -173,7 +177,7 @@ async function udpRoundTrips(port: number, count: number): Promise<number> {
   return intact;
 }
 
-for (const transport of TRANSPORTS) {
+for (const transport of PARTS.has('matrix') ? TRANSPORTS : []) {
   for (const serverMode of [1, 2] as const) {
     for (const tls of [0, 1, 2] as const) {
       const title = `dual-end tunnel over ${transport.name} (type=${transport.type}), server mode ${serverMode}, tls=${tls}`;
@@ -259,7 +263,7 @@ async function udpEchoServerOn(port: number) {
 }
 
 // The tunnel-port and recovery tests run for every transport (tls=1 for the TLS-only HTTP/2 pool, 0 for the others).
-for (const { type, name } of TRANSPORTS) {
+for (const { type, name } of PARTS.has('faults') ? TRANSPORTS : []) {
   const tls = type === 3 ? 1 : 0;
   const garbage = type === 0 ? 1000 : 300;
   describe(`dual-end failure handling over ${name} (type=${type})`, { skip: type === 1 && QUIC_SKIP }, () => {
@@ -343,7 +347,7 @@ for (const { type, name } of TRANSPORTS) {
   });
 }
 
-describe('dual-end failure handling', () => {
+describe('dual-end failure handling', { skip: !PARTS.has('general') && 'not in PORTHOLE_TEST_PARTS' }, () => {
   test('a wrong key gets 401 and the server keeps waiting for the right client', async () => {
     const echo = await echoServer();
     const tunnelPort = await freePort();
