@@ -154,8 +154,10 @@ const verdict = Number.isFinite(targetRatio)
 // --- pool transports -------------------------------------------------------------------------------------------
 // The same dual-end tunnel (server mode 2, client mode 2) over the WebSocket (ws, type=2, tls=0) and HTTP/2 (h2,
 // type=3, TLS) pools, measured in the dual-end loop beside type 0 (dual0, plain TCP pool) and dual1 (TLS TCP pool).
-const TRANSPORT_PATHS = ['ws', 'h2'].filter((p) => (samples.dtput1?.[p] ?? []).length > 0);
-const TRANSPORT_NAMES = { ws: 'WebSocket (type=2, tls=0)', h2: 'HTTP/2 (type=3, TLS)' };
+const TRANSPORT_PATHS = ['quic', 'ws', 'h2'].filter((p) => (samples.dtput1?.[p] ?? []).length > 0);
+const TRANSPORT_NAMES = { quic: 'QUIC (type=1, TLS)', ws: 'WebSocket (type=2, tls=0)', h2: 'HTTP/2 (type=3, TLS)' };
+// The issue's ≥ 60 % target is for WebSocket and HTTP/2; QUIC (experimental, on a JS-driven QUIC stack) is reported.
+const TARGETED = new Set(['ws', 'h2']);
 for (const m of DUAL_METRICS) {
   for (const p of TRANSPORT_PATHS) medians[m.key][p] ??= median(samples[m.key]?.[p] ?? []);
 }
@@ -179,18 +181,21 @@ const transportVerdicts = TRANSPORT_PATHS.map((p) => {
   const figures = `${fmt(medians.dtput1[p], 'Gbit/s')} vs ${fmt(medians.dtput1.dual0, 'Gbit/s')} Gbit/s`;
   const vsTls = medians.dtput1[p] / medians.dtput1.dual1;
   const tlsNote = Number.isFinite(vsTls) ? `; ${(100 * vsTls).toFixed(0)} % of type 0 with tls=1` : '';
-  return `${TRANSPORT_NAMES[p]}: ${r >= TRANSPORT_TARGET ? '**met**' : '**not met**'}, ${(100 * r).toFixed(0)} % of type 0 with tls=0 (${figures})${tlsNote}`;
+  const verdict = TARGETED.has(p) ? (r >= TRANSPORT_TARGET ? '**met**' : '**not met**') : 'no target';
+  return `${TRANSPORT_NAMES[p]}: ${verdict}, ${(100 * r).toFixed(0)} % of type 0 with tls=0 (${figures})${tlsNote}`;
 });
 const transportSection =
   TRANSPORT_PATHS.length === 0
     ? ''
-    : `### Pool transports (WebSocket, HTTP/2)
+    : `### Pool transports (${TRANSPORT_PATHS.map((p) => TRANSPORT_NAMES[p].split(' (')[0]).join(', ')})
 
 Same run, same targets: the dual-end tunnel above (server mode 2 + client mode 2, \`min\` default) with the pool carried
 by WebSocket (\`type=2&tls=0\`, ws://) and by HTTP/2 (\`type=3\`, which NodePass and porthole run over TLS even with
 tls=0: one TLS connection, a \`POST /stream\` per pool member), beside the TCP pool (type 0) with tls=0 and tls=1.
-Measured in the dual-end loop, interleaved with the paths above. QUIC (type=1) is not measured: this build refuses
-it at start (see docs/protocol.md §8). Ratios are the transport's figure divided by type 0 with tls=0.
+QUIC (\`type=1\`, always TLS, one QUIC connection with a stream per member) runs on the optional \`@matrixai/quic\`
+(quiche driven packet by packet from JS, 1350-byte datagrams): experimental, see docs/protocol.md §8.3.
+Measured in the dual-end loop, interleaved with the paths above. Ratios are the transport's figure divided by type 0
+with tls=0.
 
 ${transportTable}
 

@@ -6,11 +6,11 @@
 # Writes BENCHMARKS.md. Run as `npm run bench` (which builds dist/ first).
 #
 # Everything stays on 127.0.0.1; every process started here is stopped by pid on exit; every step has a time limit.
-# The same dual-end tunnel is also measured over the other pool transports: WebSocket (type=2, tls=0) and HTTP/2
-# (type=3, which runs over TLS), beside type=0 in the same run.
+# The same dual-end tunnel is also measured over the other pool transports: QUIC (type=1, TLS), WebSocket (type=2,
+# tls=0) and HTTP/2 (type=3, which runs over TLS), beside type=0 in the same run.
 # Tunables (environment): BENCH_DURATION (iperf3 seconds, 4), BENCH_DUAL_DURATION (iperf3 seconds for the dual-end
 # part, 3), BENCH_REPEATS (5), BENCH_CONNS (2000), BENCH_CONCURRENCY (50), BENCH_RTT_ROUNDS (10000),
-# BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100), BENCH_TRANSPORTS (pool types measured beside type 0: "2 3"; "" for
+# BENCH_RTT_SIZE (64), BENCH_BASE_PORT (25100), BENCH_TRANSPORTS (pool types measured beside type 0: "1 2 3"; "" for
 # none). A short run: BENCH_REPEATS=1 BENCH_DURATION=2 BENCH_DUAL_DURATION=2 BENCH_CONNS=500 BENCH_RTT_ROUNDS=2000.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ export BENCH_CONNS=${BENCH_CONNS:-2000}
 export BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-50}
 export BENCH_RTT_ROUNDS=${BENCH_RTT_ROUNDS:-10000}
 export BENCH_RTT_SIZE=${BENCH_RTT_SIZE:-64}
-export BENCH_TRANSPORTS=${BENCH_TRANSPORTS-2 3}
+export BENCH_TRANSPORTS=${BENCH_TRANSPORTS-1 2 3}
 export BENCH_NPROC=$(nproc)
 BASE_PORT=${BENCH_BASE_PORT:-25100}
 
@@ -88,9 +88,9 @@ start() {
 
 # --- servers and relays ------------------------------------------------------------------------------------------
 # 9 ports for the single-end part, 6 for the socat chain (A and B per target), 12 for the dual-end tunnels (tunnel
-# port and client listen port, per target, per tls value), 12 for the WebSocket and HTTP/2 tunnels (same, per type).
-read -r -a FREE < <(node bench/free-ports.mjs 39 "$BASE_PORT")
-[ "${#FREE[@]}" -eq 39 ] || { echo "bench: could not find free ports" >&2; exit 1; }
+# port and client listen port, per target, per tls value), 18 for the QUIC, WebSocket and HTTP/2 tunnels (same, per type).
+read -r -a FREE < <(node bench/free-ports.mjs 45 "$BASE_PORT")
+[ "${#FREE[@]}" -eq 45 ] || { echo "bench: could not find free ports" >&2; exit 1; }
 P_IPERF=${FREE[0]} P_ONCE=${FREE[1]} P_STREAM=${FREE[2]}
 declare -A PORT=(
   [direct/iperf]=${FREE[0]} [direct/once]=${FREE[1]} [direct/stream]=${FREE[2]}
@@ -106,19 +106,23 @@ declare -A PORT=(
   [tunnelws/iperf]=${FREE[30]} [tunnelws/once]=${FREE[31]} [tunnelws/stream]=${FREE[32]}
   [h2/iperf]=${FREE[33]} [h2/once]=${FREE[34]} [h2/stream]=${FREE[35]}
   [tunnelh2/iperf]=${FREE[36]} [tunnelh2/once]=${FREE[37]} [tunnelh2/stream]=${FREE[38]}
+  [quic/iperf]=${FREE[39]} [quic/once]=${FREE[40]} [quic/stream]=${FREE[41]}
+  [tunnelquic/iperf]=${FREE[42]} [tunnelquic/once]=${FREE[43]} [tunnelquic/stream]=${FREE[44]}
 )
-# Pool transports measured beside type 0: path name -> pool type (tls=0 for both; HTTP/2 runs over TLS regardless).
-declare -A TRANSPORT_TYPE=([ws]=2 [h2]=3)
+# Pool transports measured beside type 0: path name -> pool type (tls=0 for all; QUIC and HTTP/2 run over TLS
+# regardless).
+declare -A TRANSPORT_TYPE=([quic]=1 [ws]=2 [h2]=3)
 TRANSPORT_PATHS=()
 for t in $BENCH_TRANSPORTS; do
   case $t in
+    1) TRANSPORT_PATHS+=(quic) ;;
     2) TRANSPORT_PATHS+=(ws) ;;
     3) TRANSPORT_PATHS+=(h2) ;;
-    *) echo "bench: BENCH_TRANSPORTS takes 2 and/or 3 (type 1, QUIC, is not supported), got $t" >&2; exit 2 ;;
+    *) echo "bench: BENCH_TRANSPORTS takes 1, 2 and/or 3, got $t" >&2; exit 2 ;;
   esac
 done
 
-log "nproc $BENCH_NPROC, node $(node --version), ports ${FREE[0]}..${FREE[38]}, work dir $WORK"
+log "nproc $BENCH_NPROC, node $(node --version), ports ${FREE[0]}..${FREE[44]}, work dir $WORK"
 start iperf3-server "$P_IPERF" iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
 start echo-server "$P_ONCE" node bench/echo-server.mjs "$P_ONCE" "$P_STREAM"
 listening "$P_STREAM" || sleep 0.5

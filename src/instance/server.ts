@@ -15,6 +15,7 @@ import {
   createServerTransport,
   POOL_TYPE_NAMES,
   type PoolServerTransport,
+  QuicEndpoint,
   requiresTls,
 } from '../tunnel/transport/index.js';
 import { createDataPlane } from './data-plane.js';
@@ -41,6 +42,8 @@ export class TunnelServer {
   private mode: 1 | 2 = 2;
   private readonly pool = new ConnectionPool();
   private transport: PoolServerTransport | undefined;
+  /** Type 1: the QUIC listener on the tunnel port's UDP side, for the instance's life. */
+  private quic: QuicEndpoint | undefined;
   private certificate: ListenerCertificate | undefined;
   private secureContext: SecureContext | undefined;
   private cooldownTimer: NodeJS.Timeout | undefined;
@@ -67,7 +70,7 @@ export class TunnelServer {
   async start(): Promise<void> {
     const { params, targets } = this.url;
     // A pool type this build cannot carry stops the instance here, before it listens, with the reason.
-    assertTransportAvailable(params.type);
+    await assertTransportAvailable(params.type);
     if (params.mode !== 2) {
       try {
         await this.sides.bindIngress(targets[0] as (typeof targets)[0]);
@@ -80,12 +83,14 @@ export class TunnelServer {
     if (this.mode === 2) this.sides.startEgress();
     // NodePass runs QUIC and HTTP/2 pools over TLS whatever `tls` says: tls=0 becomes 1 (and the client is told so).
     const tls = params.tls === 0 && requiresTls(params.type) ? 1 : params.tls;
+    if (tls !== params.tls) this.logger.info(`Pool type ${params.type} always runs over TLS: tls=0 runs as tls=1`);
     if (tls !== 0) {
       const host = this.url.tunnel.host;
       this.certificate = await ListenerCertificate.create(tls, params.crt, params.key, this.logger, host ? [host] : []);
       this.secureContext = createSecureContext({ ...this.certificate.current, minVersion: 'TLSv1.3' });
       this.certificate.watch(params.crt, params.key, this.settings.reloadInterval, this.logger, (pair) => {
         this.secureContext = createSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.3' });
+        this.quic?.updateCertificate(pair);
       });
     }
     // Pool connections carry relayed streams, which half-close; the handshake connection is closed by the reply.
@@ -99,6 +104,20 @@ export class TunnelServer {
         resolve();
       });
     });
+    if (params.type === 1 && this.certificate) {
+      try {
+        this.quic = await QuicEndpoint.open({
+          host: tunnel.host,
+          port: (this.listener.address() as { port: number }).port,
+          certificate: this.certificate.current,
+          keepAlive: this.settings.reportInterval,
+          logger: this.logger,
+        });
+      } catch (err) {
+        this.listener.close();
+        throw err;
+      }
+    }
     this.http.on('clientError', (_err, socket) => socket.destroy());
     this.http.headersTimeout = this.settings.handshakeTimeout;
     this.http.requestTimeout = this.settings.handshakeTimeout;
@@ -118,6 +137,7 @@ export class TunnelServer {
     clearTimeout(this.cooldownTimer);
     this.listener?.close();
     this.teardownSession();
+    await this.quic?.close();
     this.sides.close();
   }
 
@@ -182,6 +202,7 @@ export class TunnelServer {
       handshakeTimeout: this.settings.handshakeTimeout,
       keepAlive: this.settings.reportInterval,
       logger: this.logger,
+      ...(this.quic ? { quic: this.quic } : {}),
     });
     this.logger.info(`Client ${clientAddress} connected (flow ${this.flow})`);
   }

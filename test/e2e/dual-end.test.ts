@@ -29,12 +29,26 @@ interface Tunnel {
   stop(): Promise<void>;
 }
 
+/**
+ * QUIC costs ~1 ms of CPU per datagram (docs/protocol.md §8.3): on a busy machine its control pings queue behind bulk
+ * data, so its watchdog (3 report intervals) gets 3 s rather than 1.5 s.
+ */
+function timersFor(type: PoolType): Record<string, string> {
+  return type === 1 ? { ...FAST, NP_REPORT_INTERVAL: '1s' } : FAST;
+}
+
 /** Waits until `p` prints `pattern`, failing with its output after `ms`. */
 function ready(p: PortholeProcess, ms = 10_000): Promise<string> {
   return p.waitFor(/Tunnel ready/, ms);
 }
 
-type PoolType = 0 | 2 | 3;
+type PoolType = 0 | 1 | 2 | 3;
+
+/** Type 1 needs the optional package @matrixai/quic (native quiche); without it the QUIC tests skip, saying so. */
+const QUIC_SKIP = await import('@matrixai/quic').then(
+  () => false,
+  (err: Error) => `optional package @matrixai/quic cannot load here: ${err.message.split('\n')[0]}`,
+);
 
 /**
  * Every pool transport runs the same matrix. The TCP pool (type 0) moves the big payloads; the others, slower to set
@@ -42,13 +56,20 @@ type PoolType = 0 | 2 | 3;
  */
 const ALL_TRANSPORTS: Array<{ type: PoolType; name: string; bulk: number; conns: number }> = [
   { type: 0, name: 'TCP', bulk: 32 * 1024 * 1024, conns: 500 },
+  // QUIC moves a few Mbit/s here (docs/protocol.md §8.3): a smaller payload, still crossing many flow-control windows.
+  { type: 1, name: 'QUIC', bulk: 1024 * 1024, conns: 60 },
   { type: 2, name: 'WebSocket', bulk: 8 * 1024 * 1024, conns: 150 },
   { type: 3, name: 'HTTP/2', bulk: 8 * 1024 * 1024, conns: 150 },
 ];
 // PORTHOLE_TEST_TYPES=2,3 runs the transport-parameterized tests for those pool types only (while working on one).
+// By default type 1 is left to dual-end-quic.test.ts, which runs this file for it alone: QUIC's ~1 min here took the
+// file past the runner's 120 s limit per file. PORTHOLE_TEST_PARTS (a list of matrix, faults, general) picks the
+// per-transport matrix, the per-transport fault tests and the transport-independent tests; run by itself this file
+// holds matrix and general, and dual-end-faults.test.ts the faults (together they too took more than 120 s).
 const TRANSPORTS = process.env.PORTHOLE_TEST_TYPES
   ? ALL_TRANSPORTS.filter((t) => process.env.PORTHOLE_TEST_TYPES?.split(',').includes(String(t.type)))
-  : ALL_TRANSPORTS;
+  : ALL_TRANSPORTS.filter((t) => t.type !== 1);
+const PARTS = new Set((process.env.PORTHOLE_TEST_PARTS ?? 'matrix,general').split(','));
 
 /**
  * A server and a client on loopback in front of `targetPort`. Server mode 2: the client is the ingress; mode 1: the
@@ -76,20 +97,28 @@ async function startTunnel(
     clientEnv = { NODE_EXTRA_CA_CERTS: join(dir, 'crt.pem') };
   }
   const sni = tls === 2 ? '&sni=tunnel.test' : '';
+  const timers = timersFor(type);
   const serverTarget = serverMode === 2 ? `127.0.0.1:${targetPort}` : `127.0.0.1:${port}`;
   const clientTarget = serverMode === 2 ? `127.0.0.1:${port}` : `127.0.0.1:${targetPort}`;
   const server = spawnPorthole(
     [
       `server://secret@127.0.0.1:${tunnelPort}/${serverTarget}?mode=${serverMode}&${tlsParams}&type=${type}&log=debug${extra}`,
     ],
-    FAST,
+    timers,
   );
   await server.ready;
   const client = spawnPorthole(
     [`client://secret@127.0.0.1:${tunnelPort}/${clientTarget}?mode=2&min=16${sni}&log=debug${extra}`],
-    { ...FAST, ...clientEnv },
+    { ...timers, ...clientEnv },
   );
-  await Promise.all([ready(server), ready(client)]);
+  try {
+    await Promise.all([ready(server), ready(client)]);
+  } catch (err) {
+    // A tunnel that never came up must not outlive the test (its processes would keep the runner alive).
+    await Promise.all([client.stop(), server.stop()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     server,
     client,
@@ -160,10 +189,11 @@ async function udpRoundTrips(port: number, count: number): Promise<number> {
   return intact;
 }
 
-for (const transport of TRANSPORTS) {
+for (const transport of PARTS.has('matrix') ? TRANSPORTS : []) {
   for (const serverMode of [1, 2] as const) {
     for (const tls of [0, 1, 2] as const) {
-      describe(`dual-end tunnel over ${transport.name} (type=${transport.type}), server mode ${serverMode}, tls=${tls}`, () => {
+      const title = `dual-end tunnel over ${transport.name} (type=${transport.type}), server mode ${serverMode}, tls=${tls}`;
+      describe(title, { skip: transport.type === 1 && QUIC_SKIP }, () => {
         let echo: TestServer;
         let udpEcho: Awaited<ReturnType<typeof udpEchoServer>>;
         let tunnel: Tunnel;
@@ -201,14 +231,39 @@ for (const transport of TRANSPORTS) {
         test('UDP datagrams cross the tunnel intact', () =>
           withTunnelLogs(tunnel, async () => assert.equal(await udpRoundTrips(tunnel.port, 50), 50)));
 
-        if (transport.type === 3 && tls === 0) {
-          test('HTTP/2 runs over TLS even with tls=0: both ends say tls 1', () => {
-            assert.match(tunnel.server.output(), /pool type 3 \(HTTP\/2\), tls 1,/);
-            assert.match(tunnel.client.output(), /tls 1, type 3\)/);
+        if ((transport.type === 3 || transport.type === 1) && tls === 0) {
+          test(`${transport.name} runs over TLS even with tls=0: both ends say tls 1`, () => {
+            const name = transport.name.replace('/', '\\/');
+            assert.match(tunnel.server.output(), new RegExp(`pool type ${transport.type} \\(${name}\\), tls 1,`));
+            assert.match(tunnel.client.output(), new RegExp(`tls 1, type ${transport.type}\\)`));
           });
         }
       });
     }
+  }
+}
+
+/**
+ * `exchange` bounded in time: after a kill -9 a tunnel that never answers must fail the test with both ends' output,
+ * not hang it until the runner's timeout takes the rest of the file with it.
+ */
+async function exchangeWithin(port: number, payload: Buffer, ms: number, ...ends: PortholeProcess[]): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `no echo within ${ms}ms; ${ends.map((e, i) => `end ${i}:\n${e.output().slice(-2500)}`).join('\n')}`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return (await Promise.race([exchange(port, payload), timeout])).toString();
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -220,10 +275,10 @@ async function udpEchoServerOn(port: number) {
 }
 
 // The tunnel-port and recovery tests run for every transport (tls=1 for the TLS-only HTTP/2 pool, 0 for the others).
-for (const { type, name } of TRANSPORTS) {
+for (const { type, name } of PARTS.has('faults') ? TRANSPORTS : []) {
   const tls = type === 3 ? 1 : 0;
   const garbage = type === 0 ? 1000 : 300;
-  describe(`dual-end failure handling over ${name} (type=${type})`, () => {
+  describe(`dual-end failure handling over ${name} (type=${type})`, { skip: type === 1 && QUIC_SKIP }, () => {
     test(`${garbage} random byte strings on the tunnel port leave the server serving`, async () => {
       const echo = await echoServer();
       const tunnel = await startTunnel(2, tls, echo.port, '', type);
@@ -269,10 +324,11 @@ for (const { type, name } of TRANSPORTS) {
         await tunnel.server.waitFor(/Tunnel down/);
         const client = spawnPorthole(
           [`client://secret@127.0.0.1:${tunnelPort}/127.0.0.1:${tunnel.port}?mode=2&min=16`],
-          FAST,
+          timersFor(type),
         );
         await ready(client, 15_000);
-        assert.equal((await exchange(tunnel.port, Buffer.from('after restart'))).toString(), 'after restart');
+        const reply = await exchangeWithin(tunnel.port, Buffer.from('after restart'), 15_000, tunnel.server, client);
+        assert.equal(reply, 'after restart');
         assert.equal(await client.stop(), 0);
       } finally {
         assert.equal(await tunnel.server.stop(), 0);
@@ -288,11 +344,12 @@ for (const { type, name } of TRANSPORTS) {
         tunnel.server.proc.kill('SIGKILL');
         await tunnel.client.waitFor(/failed: control channel/);
         await sleep(500);
-        const server = spawnPorthole([serverArgs], FAST);
+        const server = spawnPorthole([serverArgs], timersFor(type));
         await server.ready;
         await server.waitFor(/Tunnel ready/, 15_000);
         await sleep(200);
-        assert.equal((await exchange(tunnel.port, Buffer.from('reconnected'))).toString(), 'reconnected');
+        const reply = await exchangeWithin(tunnel.port, Buffer.from('reconnected'), 15_000, server, tunnel.client);
+        assert.equal(reply, 'reconnected');
         assert.equal(await server.stop(), 0);
       } finally {
         assert.equal(await tunnel.client.stop(), 0);
@@ -302,7 +359,7 @@ for (const { type, name } of TRANSPORTS) {
   });
 }
 
-describe('dual-end failure handling', () => {
+describe('dual-end failure handling', { skip: !PARTS.has('general') && 'not in PORTHOLE_TEST_PARTS' }, () => {
   test('a user who connects before the client has joined waits and is served once the tunnel is ready', async () => {
     const echo = await echoServer();
     const tunnelPort = await freePort();

@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { request } from 'node:http';
 import { type ClientHttp2Stream, connect as h2connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { handshakeToken } from '../../src/instance/handshake.js';
 import { decodeSignal, encodeSignal } from '../../src/instance/signals.js';
 import { connectTcp, echoServer, freePort, readBytes, type TestServer } from '../helpers/net.js';
-import { type PortholeProcess, runPorthole, spawnPorthole } from '../helpers/porthole.js';
+import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
 import { webSocketProxy } from '../helpers/websocket-proxy.js';
 
 // Golden tests: the bytes a NodePass peer sees from our server on each pool type, checked by speaking the protocol by
-// hand against a real `porthole server://` process. Then the WebSocket pool through an HTTP-only reverse proxy, and
-// type=1 (QUIC) refusing to start.
+// hand against a real `porthole server://` process. Then the WebSocket pool through an HTTP-only reverse proxy.
+// (Type 1, QUIC, is in quic-pool.test.ts.)
 
 const FAST = { NP_REPORT_INTERVAL: '500ms', NP_SERVICE_COOLDOWN: '300ms' };
 const KEY = 'golden';
@@ -188,43 +188,22 @@ describe('HTTP/2 pool (type=3) on the wire', () => {
       assert.equal(full.status, 503);
       assert.equal(full.body.toString(), 'pool full\n');
       // Bytes written in the request body arrive as signals: ping → pong in the response body.
+      // The server (tls=1) may send its `verify` first, as soon as the member above is in its pool: skip it.
       control.stream.write(encodeSignal({ action: 'ping' }, KEY));
       let text = '';
-      while (!text.includes('\n')) text += (await readBytes(control.stream, 1, 3000)).toString();
-      assert.equal(decodeSignal(text.split('\n')[0] as string, KEY).action, 'pong');
-    } finally {
-      session.destroy();
-    }
-  });
-});
-
-describe('QUIC pool (type=1)', () => {
-  test('a server with type=1 refuses to start and says why', async () => {
-    const port = await freePort();
-    const { code, output } = await runPorthole([`server://k@127.0.0.1:${port}/127.0.0.1:9?mode=2&type=1`]);
-    assert.notEqual(code, 0);
-    assert.match(output, /pool type 1 \(QUIC\) is not supported by this build/);
-    // Nothing was left listening.
-    await assert.rejects(connectTcp(port));
-  });
-
-  test('a client whose server asks for type 1 says why and keeps retrying', async () => {
-    const fake = createServer((_req, res) => {
-      res.writeHead(200, { 'Content-Type': 'application/json', Connection: 'close' });
-      res.end('{"flow":"-","max":8,"tls":"1","type":"1"}\n');
-    });
-    fake.listen(0, '127.0.0.1');
-    await once(fake, 'listening');
-    const port = (fake.address() as { port: number }).port;
-    const local = await freePort();
-    const client = spawnPorthole([`client://k@127.0.0.1:${port}/127.0.0.1:${local}?mode=2`], FAST);
-    try {
-      await client.waitFor(
-        /failed: pool type 1 \(QUIC\) is not supported by this build[^\n]*\n[\s\S]*failed: pool type 1/,
+      const actions: string[] = [];
+      while (!actions.includes('pong') && actions.length < 3) {
+        text += (await readBytes(control.stream, 1, 3000)).toString();
+        if (!text.endsWith('\n')) continue;
+        actions.push(decodeSignal(text.trimEnd(), KEY).action);
+        text = '';
+      }
+      assert.deepEqual(
+        actions.filter((a) => a !== 'verify'),
+        ['pong'],
       );
     } finally {
-      assert.equal(await client.stop(), 0);
-      fake.close();
+      session.destroy();
     }
   });
 });

@@ -1,11 +1,13 @@
 import { Http2ClientTransport, Http2ServerTransport } from './http2.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
-import { quicUnavailable } from './quic.js';
+import { QuicClientTransport, QuicServerTransport } from './quic.js';
+import { loadQuicLibrary } from './quic-library.js';
 import { TcpClientTransport, TcpServerTransport } from './tcp.js';
 import type { PoolClientTransport, PoolServerTransport, PoolType } from './types.js';
 import { WebSocketClientTransport, WebSocketServerTransport } from './websocket.js';
 
 export type { ClientTransportOptions, ServerTransportOptions } from './options.js';
+export { QuicEndpoint } from './quic.js';
 export * from './types.js';
 
 /** Pool types whose TLS NodePass forces on: a server with tls=0 runs them as tls=1. */
@@ -13,9 +15,12 @@ export function requiresTls(type: PoolType): boolean {
   return type === 1 || type === 3;
 }
 
-/** Throws TransportUnavailableError when `type` cannot run here; call at start, before anything listens. */
-export function assertTransportAvailable(type: PoolType): void {
-  if (type === 1) throw quicUnavailable();
+/**
+ * Rejects with TransportUnavailableError when `type` cannot run here (QUIC without its optional package); call at
+ * start, before anything listens.
+ */
+export async function assertTransportAvailable(type: PoolType): Promise<void> {
+  if (type === 1) await loadQuicLibrary();
 }
 
 export function createServerTransport(type: PoolType, options: ServerTransportOptions): PoolServerTransport {
@@ -26,8 +31,9 @@ export function createServerTransport(type: PoolType, options: ServerTransportOp
       return new WebSocketServerTransport(options);
     case 3:
       return new Http2ServerTransport(options);
-    default:
-      throw quicUnavailable();
+    case 1:
+      if (options.quic === undefined) throw new Error('a type=1 server transport needs the QUIC endpoint');
+      return new QuicServerTransport(options, options.quic);
   }
 }
 
@@ -39,7 +45,7 @@ export function createClientTransport(type: PoolType, options: ClientTransportOp
       return new WebSocketClientTransport(options);
     case 3:
       return new Http2ClientTransport(options);
-    default:
-      throw quicUnavailable();
+    case 1:
+      return new QuicClientTransport(options);
   }
 }

@@ -1,6 +1,7 @@
 import type { SecureContext } from 'node:tls';
 import type { Logger } from '../../common/logger.js';
 import type { PoolAcceptor } from '../pool-acceptor.js';
+import type { QuicEndpoint } from './quic.js';
 
 /** What every server-side transport is given. */
 export interface ServerTransportOptions {
@@ -12,6 +13,8 @@ export interface ServerTransportOptions {
   /** TCP keep-alive and HTTP/2 PING period, in ms (NodePass: NP_REPORT_INTERVAL). */
   keepAlive: number;
   logger: Logger;
+  /** Type 1: the instance's QUIC endpoint (UDP on the tunnel port), whose connections this session takes. */
+  quic?: QuicEndpoint;
 }
 
 /** What every client-side transport is given. */
