@@ -30,7 +30,8 @@ let loading: Promise<QuicLibrary> | undefined;
 
 /**
  * Loads `@matrixai/quic` (Cloudflare quiche bindings) on first use: it is an optional dependency, so porthole installs
- * and runs without it, and its native binary exists for linux-x64, macOS and Windows only. When it cannot load, the
+ * and runs without it, and its 2.0.9 native binary exists for linux-x64 only (package.json overrides the unpublished
+ * macOS/Windows ones with scripts/unpublished-native so that `npm ci` works). When it cannot load, the
  * error says which package to install and what failed; callers turn it into a refusal at start, never a fallback.
  */
 export function loadQuicLibrary(): Promise<QuicLibrary> {
@@ -43,7 +44,7 @@ export function loadQuicLibrary(): Promise<QuicLibrary> {
     } catch (err) {
       throw new TransportUnavailableError(
         `pool type 1 (QUIC) needs the optional package ${QUIC_PACKAGE}@2 (Cloudflare quiche bindings, native ` +
-          `binaries for linux-x64, darwin and win32-x64), which cannot be loaded here: ${firstLine(err)}. ` +
+          `binary for linux-x64 only in 2.0.9), which cannot be loaded here: ${firstLine(err)}. ` +
           `Install it with \`npm install ${QUIC_PACKAGE}@2\`, or use type=0 (TCP/TLS), 2 (WebSocket) or 3 (HTTP/2)`,
       );
     }
