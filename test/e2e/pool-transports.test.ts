@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { request } from 'node:http';
 import { type ClientHttp2Stream, connect as h2connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { handshakeToken } from '../../src/instance/handshake.js';
 import { decodeSignal, encodeSignal } from '../../src/instance/signals.js';
 import { connectTcp, echoServer, freePort, readBytes, type TestServer } from '../helpers/net.js';
+import { nodepassHandshake } from '../helpers/nodepass-peer.js';
 import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
 import { webSocketProxy } from '../helpers/websocket-proxy.js';
 
@@ -18,26 +17,8 @@ import { webSocketProxy } from '../helpers/websocket-proxy.js';
 const FAST = { NP_REPORT_INTERVAL: '500ms', NP_SERVICE_COOLDOWN: '300ms' };
 const KEY = 'golden';
 
-/** The NodePass handshake: GET / with the token; returns the JSON body text. */
-async function handshake(port: number): Promise<{ status: number; body: string }> {
-  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/',
-        headers: { Host: 'none', Authorization: `Bearer ${handshakeToken(KEY)}` },
-        agent: false,
-      },
-      resolve,
-    );
-    req.on('error', reject);
-    req.end();
-  });
-  const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
-  return { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() };
-}
+/** The NodePass handshake with this file's key. */
+const handshake = (port: number) => nodepassHandshake(port, KEY);
 
 async function startServer(type: number, extra = ''): Promise<{ server: PortholeProcess; port: number }> {
   const port = await freePort();

@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { handshakeToken } from '../../src/instance/handshake.js';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import { clientCrypto, QUIC_LOGGER } from '../../src/tunnel/transport/quic-library.js';
 import { connectTcp, echoServer, exchange, freePort, sleep } from '../helpers/net.js';
+import { nodepassHandshake } from '../helpers/nodepass-peer.js';
 import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
 
 // Pool type 1 (QUIC, NodePass's np-quic) against real `porthole` processes: the bytes a NodePass peer exchanges with
@@ -49,25 +49,8 @@ const HIDE_QUIC = {
   )}`,
 };
 
-async function handshake(port: number): Promise<{ status: number; body: string }> {
-  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/',
-        headers: { Host: 'none', Authorization: `Bearer ${handshakeToken(KEY)}` },
-        agent: false,
-      },
-      resolve,
-    );
-    req.on('error', reject);
-    req.end();
-  });
-  const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
-  return { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() };
-}
+/** The NodePass handshake with this file's key. */
+const handshake = (port: number) => nodepassHandshake(port, KEY);
 
 async function startServer(extra = ''): Promise<{ server: PortholeProcess; port: number }> {
   const port = await freePort();
