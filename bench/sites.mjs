@@ -83,6 +83,24 @@ function wrk(url, host) {
   return { rps, p50: ms(50), p90: ms(90), p99: ms(99), errors };
 }
 
+/**
+ * Runs `code` (an http server that prints `<name> port N` once listening) in its own node process, stopped with the
+ * others at the end; resolves with the process and its port.
+ */
+function inlineServer(name, code) {
+  const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(proc);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (c) => {
+      out += c;
+      const m = new RegExp(`${name} port (\\d+)`).exec(out);
+      if (m) resolve({ proc, port: Number(m[1]) });
+    });
+    proc.once('exit', () => reject(new Error(`${name} exited`)));
+  });
+}
+
 async function main() {
   // The origin is its own process: this one blocks in execFileSync while wrk runs.
   const originCode = `
@@ -91,17 +109,7 @@ async function main() {
     const s = http.createServer((_q, r) => { r.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }); r.end(body); });
     s.keepAliveTimeout = 60000;
     s.listen(0, '127.0.0.1', () => console.log('origin port ' + s.address().port));`;
-  const origin = spawn(process.execPath, ['-e', originCode], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(origin);
-  const originPort = await new Promise((resolve, reject) => {
-    let out = '';
-    origin.stdout.on('data', (c) => {
-      out += c;
-      const m = /origin port (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    origin.once('exit', () => reject(new Error('origin exited')));
-  });
+  const { port: originPort } = await inlineServer('origin', originCode);
 
   const rows = [['origin direct', wrk(`http://127.0.0.1:${originPort}/`, 'origin.test')]];
   log(`direct: ${rows[0][1].rps} req/s`);
@@ -123,17 +131,7 @@ async function main() {
     });
     s.keepAliveTimeout = 60000;
     s.listen(0, '127.0.0.1', () => console.log('proxy port ' + s.address().port));`;
-  const proxy = spawn(process.execPath, ['-e', proxyCode], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(proxy);
-  const proxyPort = await new Promise((resolve, reject) => {
-    let out = '';
-    proxy.stdout.on('data', (c) => {
-      out += c;
-      const m = /proxy port (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    proxy.once('exit', () => reject(new Error('proxy exited')));
-  });
+  const { proc: proxy, port: proxyPort } = await inlineServer('proxy', proxyCode);
   rows.push(['plain node:http proxy, no tunnel (baseline)', wrk(`http://127.0.0.1:${proxyPort}/`, 'origin.test')]);
   log(`plain proxy: ${rows[1][1].rps} req/s`);
   proxy.kill('SIGTERM');
