@@ -8,6 +8,7 @@ import type { Http } from '../hub/rules.js';
 import { Relay } from '../tunnel/relay.js';
 import type { AcmeCertificates } from './acme-certificates.js';
 import { guard } from './site-auth.js';
+import { ForwardedConnection, type ForwarderHooks, isForwardable } from './site-forwarder.js';
 import { SiteProxy, type StreamContext, simple } from './site-proxy.js';
 import { SiteCertificates } from './site-tls.js';
 import { serveStatic } from './static-files.js';
@@ -15,6 +16,8 @@ import type { StreamCounters } from './streams.js';
 
 const DIAL_TIMEOUT = 10_000;
 const ACME_CHALLENGE = '/.well-known/acme-challenge/';
+/** PORTHOLE_SITE_FORWARDER=0 serves every site through node:http (to compare, or to rule the fast path out). */
+const FORWARDER = process.env.PORTHOLE_SITE_FORWARDER !== '0';
 
 /**
  * The connector's side of HTTP/HTTPS sites: streams of kind `http` (plain HTTP the hub routed by Host) and
@@ -24,6 +27,7 @@ const ACME_CHALLENGE = '/.well-known/acme-challenge/';
 export class SiteStreams {
   readonly proxy: SiteProxy;
   readonly certificates: SiteCertificates;
+  private readonly forwarderHooks: ForwarderHooks;
 
   constructor(
     private readonly sites: () => Http[],
@@ -39,6 +43,25 @@ export class SiteStreams {
       logger,
       (req, res, site, ctx) => this.before(req, res, site, ctx),
     );
+    this.forwarderHooks = {
+      site: (domain) => this.find(domain),
+      // A challenge of ours is answered by the full proxy; other tokens go on to the upstream like any request.
+      needsProxy: (site, ctx, head) =>
+        ctx.proto === 'http' &&
+        head.target.startsWith(ACME_CHALLENGE) &&
+        this.certificates.acme.challengeResponse(site.domain, head.target.slice(ACME_CHALLENGE.length)) !== undefined,
+      handOver: (client, ctx) => this.proxy.serve(client, ctx),
+    };
+  }
+
+  /**
+   * Serves an HTTP connection: plain proxy sites on the forwarder (bytes passed through, heads rewritten), the rest
+   * (static files, redirects, auth, a removed site's 404) on node:http.
+   */
+  private serveHttp(stream: Duplex, site: Http | undefined, ctx: StreamContext): void {
+    if (FORWARDER && site && isForwardable(site, ctx.proto)) {
+      new ForwardedConnection(stream, ctx, site, this.forwarderHooks, this.logger);
+    } else this.proxy.serve(stream, ctx);
   }
 
   find(domain: string): Http | undefined {
@@ -67,7 +90,7 @@ export class SiteStreams {
     if (open.kind === 'http') {
       this.count(socket);
       // A site removed a moment ago may still be routed here until the hub has our new claims: the proxy answers 404.
-      this.proxy.serve(socket, { domain: site?.domain ?? domain, client, proto: 'http' });
+      this.serveHttp(socket, site, { domain: site?.domain ?? domain, client, proto: 'http' });
       return;
     }
     if (!site) {
@@ -89,7 +112,7 @@ export class SiteStreams {
         const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
         tls.on('error', (err) => this.logger.debug(`site ${site.domain}: TLS: ${err.message}`));
         this.count(tls);
-        this.proxy.serve(tls, { domain: site.domain, client, proto: 'https' });
+        this.serveHttp(tls, site, { domain: site.domain, client, proto: 'https' });
       },
       (err: Error) => {
         this.logger.error(err.message);

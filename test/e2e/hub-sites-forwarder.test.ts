@@ -1,0 +1,352 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  type ConnectorProcess,
+  client,
+  configureConnector,
+  type HubProcess,
+  removeDir,
+  startConnector,
+  startHub,
+  tempDir,
+  until,
+} from '../helpers/hub.js';
+import { connectTcp, freePort, sleep, type TestServer, tcpServer } from '../helpers/net.js';
+
+/**
+ * The connector's forwarder (src/connector/site-forwarder.ts), which serves plain proxy sites: heads rewritten, bytes
+ * passed through, responses paired with requests. Raw sockets against a real hub and connector, so every byte the
+ * client sends and gets is the test's own.
+ */
+
+interface Origin {
+  server: Server;
+  port: number;
+  /** Requests the origin has seen, in order: "METHOD url". */
+  seen: string[];
+}
+
+/**
+ * An origin with no 'upgrade' listener (node:http then answers upgrade requests as plain requests, i.e. declines):
+ * /headers answers the raw headers as JSON, /digest the body's length and sha256, /truncate promises 100 bytes and
+ * sends 10.
+ */
+async function startOrigin(): Promise<Origin> {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    if (req.url === '/truncate') {
+      res.writeHead(200, { 'content-length': 100 });
+      res.write('0123456789');
+      setTimeout(() => res.destroy(), 50);
+      return;
+    }
+    const hash = createHash('sha256');
+    let length = 0;
+    req.on('data', (c: Buffer) => {
+      hash.update(c);
+      length += c.length;
+    });
+    req.on('end', () => {
+      const body =
+        req.url === '/digest'
+          ? JSON.stringify({ length, sha256: hash.digest('hex'), trailers: req.trailers })
+          : JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port, seen };
+}
+
+interface RawResponse {
+  status: number;
+  head: string;
+  body: Buffer;
+}
+
+/**
+ * Reads whole responses off a raw socket as they arrive (Content-Length bodies; none for HEAD, 1xx, 204, 304).
+ * `methods` says which request each response answers, so HEAD responses are read without a body.
+ */
+class ResponseReader {
+  private buffered = Buffer.alloc(0);
+  private ended = false;
+  private wake: (() => void) | undefined;
+
+  constructor(socket: Socket) {
+    socket.on('data', (c: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, c]);
+      this.wake?.();
+    });
+    const onEnd = () => {
+      this.ended = true;
+      this.wake?.();
+    };
+    // The test's sockets allow half-open: the peer's FIN ('end') is its close.
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+  }
+
+  async next(method = 'GET', timeoutMs = 10_000): Promise<RawResponse> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const end = this.buffered.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = this.buffered.toString('latin1', 0, end);
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1]);
+        const length =
+          method === 'HEAD' || status < 200 || status === 204 || status === 304
+            ? 0
+            : Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (this.buffered.length >= end + 4 + length) {
+          const body = this.buffered.subarray(end + 4, end + 4 + length);
+          this.buffered = this.buffered.subarray(end + 4 + length);
+          return { status, head, body };
+        }
+      }
+      if (this.ended) throw new Error(`connection closed; unread: ${JSON.stringify(this.buffered.toString())}`);
+      if (Date.now() > deadline) throw new Error(`no whole response within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  /** Resolves once the peer has closed, with the bytes nobody read. */
+  async closed(timeoutMs = 10_000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      if (Date.now() > deadline) throw new Error('the connection stayed open');
+      await sleep(20);
+    }
+    return this.buffered;
+  }
+}
+
+function headers(r: RawResponse): Array<[string, string]> {
+  const raw = (JSON.parse(r.body.toString()) as { rawHeaders: string[] }).rawHeaders;
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
+  return out;
+}
+
+describe('hub + connector: the site forwarder (plain proxy sites)', () => {
+  let hub: HubProcess;
+  let dir: string;
+  let connector: ConnectorProcess;
+  let origin: Origin;
+  let garbage: TestServer;
+
+  const open = async (): Promise<{ socket: Socket; responses: ResponseReader }> => {
+    const socket = await connectTcp(hub.httpPort);
+    socket.on('error', () => {});
+    return { socket, responses: new ResponseReader(socket) };
+  };
+
+  before(async () => {
+    dir = tempDir('porthole-forwarder-');
+    hub = await startHub();
+    origin = await startOrigin();
+    garbage = await tcpServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.write('SSH-2.0-NotHttp\r\n\r\n'));
+    });
+    connector = await startConnector(await configureConnector(hub, 'forwarder', dir));
+    const closedPort = await freePort();
+    const r = await client(connector, 'POST', '/traffic/create', {
+      https: [
+        { domain: 'fwd.test', destination: '127.0.0.1', port: origin.port },
+        { domain: 'change.test', destination: '127.0.0.1', port: origin.port },
+        { domain: 'down.test', destination: '127.0.0.1', port: closedPort },
+        { domain: 'garbage.test', destination: '127.0.0.1', port: garbage.port },
+      ],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await until(async () => {
+      const { socket, responses } = await open();
+      socket.write('GET /headers HTTP/1.1\r\nHost: change.test\r\n\r\n');
+      const ok = (await responses.next().catch(() => ({ status: 0 }))).status === 200;
+      socket.destroy();
+      return ok;
+    }, 'sites routed');
+  });
+
+  after(async () => {
+    await connector?.stop();
+    await hub?.stop();
+    origin?.server.close();
+    await garbage?.close();
+    if (dir) removeDir(dir);
+    if (hub) removeDir(hub.stateDir);
+  });
+
+  test('heads are rewritten: X-Forwarded-* set, hop fields dropped, everything else passes as sent', async () => {
+    const { socket, responses } = await open();
+    socket.write(
+      'GET /headers HTTP/1.1\r\nHost: fwd.test\r\nX-Custom-Case: kept\r\nConnection: keep-alive, X-Secret\r\n' +
+        'X-Secret: hidden\r\nProxy-Authorization: Basic eDp5\r\nX-Forwarded-For: 203.0.113.9\r\n' +
+        'X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: spoofed.example\r\n\r\n',
+    );
+    const fields = headers(await responses.next());
+    const value = (name: string) => fields.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+    // Names keep their case: node:http (the full proxy) would have lower-cased them.
+    assert.ok(
+      fields.some(([n, v]) => n === 'X-Custom-Case' && v === 'kept'),
+      JSON.stringify(fields),
+    );
+    assert.deepEqual(value('x-secret'), []);
+    assert.deepEqual(value('proxy-authorization'), []);
+    assert.deepEqual(value('connection'), ['keep-alive']);
+    assert.deepEqual(value('x-forwarded-for'), ['203.0.113.9, 127.0.0.1']);
+    assert.deepEqual(value('x-forwarded-proto'), ['http']);
+    assert.deepEqual(value('x-forwarded-host'), ['fwd.test']);
+    socket.destroy();
+  });
+
+  test('pipelined GET, HEAD and POST on one connection are answered in order', async () => {
+    const { socket, responses } = await open();
+    socket.write(
+      'GET /headers?n=1 HTTP/1.1\r\nHost: fwd.test\r\n\r\n' +
+        'HEAD /headers?n=2 HTTP/1.1\r\nHost: fwd.test\r\n\r\n' +
+        'POST /digest HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /headers?n=4 HTTP/1.1\r\nHost: fwd.test\r\n\r\n',
+    );
+    const first = await responses.next();
+    assert.equal(JSON.parse(first.body.toString()).url, '/headers?n=1');
+    const second = await responses.next('HEAD');
+    assert.equal(second.status, 200);
+    assert.equal(second.body.length, 0);
+    const third = JSON.parse((await responses.next()).body.toString());
+    assert.equal(third.length, 5);
+    assert.equal(third.sha256, createHash('sha256').update('hello').digest('hex'));
+    assert.equal(JSON.parse((await responses.next()).body.toString()).url, '/headers?n=4');
+    socket.destroy();
+  });
+
+  test('a chunked upload sent in odd pieces, with a trailer, reaches the upstream whole', async () => {
+    const payload = Buffer.alloc(300_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) % 251;
+    let wire = 'POST /digest HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n';
+    const parts: Buffer[] = [Buffer.from(wire)];
+    for (let at = 0, size = 1; at < payload.length; at += size, size = (size * 3 + 1) % 40_000 || 1) {
+      const piece = payload.subarray(at, at + size);
+      parts.push(Buffer.from(`${piece.length.toString(16)};ext=1\r\n`), piece, Buffer.from('\r\n'));
+    }
+    parts.push(Buffer.from('0\r\nX-Sum: done\r\n\r\n'));
+    wire = '';
+    const all = Buffer.concat(parts);
+    const { socket, responses } = await open();
+    // Odd write sizes so that size lines, data and CRLFs straddle reads.
+    for (let at = 0, step = 1; at < all.length; at += step, step = (step * 5 + 3) % 9000 || 7) {
+      socket.write(all.subarray(at, at + step));
+      if (step % 3 === 0) await sleep(1);
+    }
+    const r = JSON.parse((await responses.next()).body.toString());
+    assert.equal(r.length, payload.length);
+    assert.equal(r.sha256, createHash('sha256').update(payload).digest('hex'));
+    assert.deepEqual(r.trailers, { 'x-sum': 'done' });
+    socket.destroy();
+  });
+
+  test('ambiguous requests get 400 after the responses before them and never reach the upstream', async () => {
+    const shapes = [
+      'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde',
+      'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: gzip\r\n\r\n',
+      'GET /smuggle HTTP/1.1\r\nHost: fwd.test\r\nX-Fold: a\r\n b\r\n\r\n',
+      'GET /smuggle HTTP/1.1\r\nHost: fwd.test\r\nHost: other.test\r\n\r\n',
+    ];
+    for (const shape of shapes) {
+      const { socket, responses } = await open();
+      socket.write(`GET /headers?before HTTP/1.1\r\nHost: fwd.test\r\n\r\n${shape}`);
+      assert.equal((await responses.next()).status, 200, shape);
+      const refused = await responses.next();
+      assert.equal(refused.status, 400, shape);
+      assert.match(refused.head, /\r\nConnection: close/i);
+      await responses.closed();
+    }
+    assert.equal(origin.seen.filter((s) => s.includes('/smuggle')).length, 0, origin.seen.join('\n'));
+  });
+
+  test('a chunked body with a bad chunk is cut off: the connection closes, nothing after it is forwarded', async () => {
+    const { socket, responses } = await open();
+    socket.write(
+      'POST /digest HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n' +
+        'GET /smuggle-after-chunk HTTP/1.1\r\nHost: fwd.test\r\n\r\n',
+    );
+    await responses.closed();
+    assert.equal(origin.seen.filter((s) => s.includes('/smuggle-after-chunk')).length, 0);
+  });
+
+  test('a declined upgrade returns the connection to HTTP: the next request is still rewritten', async () => {
+    const { socket, responses } = await open();
+    socket.write(
+      'GET /headers?upgrade HTTP/1.1\r\nHost: fwd.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' +
+        'GET /headers?after HTTP/1.1\r\nHost: fwd.test\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n',
+    );
+    const declined = await responses.next();
+    assert.equal(declined.status, 200);
+    const after = await responses.next();
+    const fields = headers(after);
+    assert.equal(JSON.parse(after.body.toString()).url, '/headers?after');
+    assert.deepEqual(
+      fields.filter(([n]) => n.toLowerCase() === 'x-forwarded-for').map(([, v]) => v),
+      ['198.51.100.7, 127.0.0.1'],
+    );
+    socket.destroy();
+  });
+
+  test('Expect: 100-continue gets the interim answer before the body is sent, then the final one', async () => {
+    const { socket, responses } = await open();
+    socket.write('POST /digest HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n');
+    assert.equal((await responses.next()).status, 100);
+    socket.write('abc');
+    assert.equal(JSON.parse((await responses.next()).body.toString()).length, 3);
+    socket.destroy();
+  });
+
+  test('a client that half-closes after its request still gets the whole response', async () => {
+    const { socket, responses } = await open();
+    socket.end('GET /headers?half HTTP/1.1\r\nHost: fwd.test\r\n\r\n');
+    assert.equal(JSON.parse((await responses.next()).body.toString()).url, '/headers?half');
+    await responses.closed();
+  });
+
+  test('an upstream that is down or speaks garbage answers 502; one that cuts a response off closes the client', async () => {
+    for (const host of ['down.test', 'garbage.test']) {
+      const { responses, socket } = await open();
+      socket.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      assert.equal((await responses.next()).status, 502, host);
+      await responses.closed();
+    }
+    const { socket, responses } = await open();
+    socket.write('GET /truncate HTTP/1.1\r\nHost: fwd.test\r\n\r\n');
+    const rest = await responses.closed();
+    assert.match(rest.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n0123456789$/);
+  });
+
+  test('a site that stops being a plain proxy applies to connections already open, between their requests', async () => {
+    const { socket, responses } = await open();
+    socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
+    assert.equal((await responses.next()).status, 200);
+    const r = await client(connector, 'POST', '/traffic/update', {
+      https: [{ domain: 'change.test', redirectURL: 'https://moved.example/' }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    socket.write('GET /headers?second HTTP/1.1\r\nHost: change.test\r\n\r\n');
+    const moved = await responses.next();
+    assert.equal(moved.status, 302);
+    assert.match(moved.head, /\r\nlocation: https:\/\/moved\.example\//i);
+    assert.equal(origin.seen.filter((s) => s.includes('/headers?second')).length, 0);
+    socket.destroy();
+  });
+});
