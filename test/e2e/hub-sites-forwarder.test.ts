@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import {
   type ConnectorProcess,
   client,
@@ -145,6 +147,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
   let connector: ConnectorProcess;
   let origin: Origin;
   let garbage: TestServer;
+  let httpsOrigin: Server;
 
   const open = async (): Promise<{ socket: Socket; responses: ResponseReader }> => {
     const socket = await connectTcp(hub.httpPort);
@@ -160,6 +163,20 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
       s.on('error', () => {});
       s.once('data', () => s.write('SSH-2.0-NotHttp\r\n\r\n'));
     });
+    // An HTTPS upstream with a self-signed certificate, answering the path and Host it saw.
+    const cert = await createSelfSignedCertificate('internal.example', ['internal.example']);
+    httpsOrigin = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+      res.end(
+        JSON.stringify({
+          url: req.url,
+          host: req.headers.host,
+          servername: (req.socket as { servername?: string }).servername,
+        }),
+      );
+    });
+    httpsOrigin.listen(0, '127.0.0.1');
+    await once(httpsOrigin, 'listening');
+    const httpsPort = (httpsOrigin.address() as { port: number }).port;
     connector = await startConnector(await configureConnector(hub, 'forwarder', dir));
     const closedPort = await freePort();
     const r = await client(connector, 'POST', '/traffic/create', {
@@ -168,6 +185,13 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
         { domain: 'change.test', destination: '127.0.0.1', port: origin.port },
         { domain: 'down.test', destination: '127.0.0.1', port: closedPort },
         { domain: 'garbage.test', destination: '127.0.0.1', port: garbage.port },
+        {
+          domain: 'tls-up.test',
+          upstreamURL: `https://127.0.0.1:${httpsPort}/base`,
+          insecureUpstream: true,
+          rewriteHost: 'internal.example',
+        },
+        { domain: 'tls-strict.test', upstreamURL: `https://127.0.0.1:${httpsPort}/` },
       ],
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -184,6 +208,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     await connector?.stop();
     await hub?.stop();
     origin?.server.close();
+    httpsOrigin?.close();
     await garbage?.close();
     if (dir) removeDir(dir);
     if (hub) removeDir(hub.stateDir);
@@ -332,6 +357,18 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     socket.write('GET /truncate HTTP/1.1\r\nHost: fwd.test\r\n\r\n');
     const rest = await responses.closed();
     assert.match(rest.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n0123456789$/);
+  });
+
+  test('an https upstreamURL: its path prefixes requests, rewriteHost is Host and SNI; an untrusted certificate is a 502', async () => {
+    const { socket, responses } = await open();
+    socket.write('GET /page?q=1 HTTP/1.1\r\nHost: tls-up.test\r\n\r\n');
+    const seen = JSON.parse((await responses.next()).body.toString());
+    assert.deepEqual(seen, { url: '/base/page?q=1', host: 'internal.example', servername: 'internal.example' });
+    socket.destroy();
+    const strict = await open();
+    strict.socket.write('GET / HTTP/1.1\r\nHost: tls-strict.test\r\n\r\n');
+    assert.equal((await strict.responses.next()).status, 502);
+    strict.socket.destroy();
   });
 
   test('a site that stops being a plain proxy applies to connections already open, between their requests', async () => {
