@@ -29,6 +29,9 @@ const PROXY_FIELDS = new Set(['proxy-connection', 'proxy-authorization', 'proxy-
 /** Connection options that keep their meaning on the 1:1 upstream connection; other tokens name fields to drop. */
 const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);
 
+/** The settings a forwarded connection is bound to: a change of any of them hands it to the full proxy. */
+const UPSTREAM_FIELDS = ['destination', 'port', 'upstreamURL', 'rewriteHost', 'insecureUpstream'] as const;
+
 export interface ForwarderHooks {
   /** The site a domain is served by now (sites change while connections live). */
   site(domain: string): Http | undefined;
@@ -78,6 +81,8 @@ export class ForwardedConnection {
   /** Upstream bytes of an incomplete response head. */
   private responsePending: Buffer = EMPTY;
   private responseBody: BodyScanner | undefined;
+  /** Responses the upstream has completed on this connection. */
+  private served = 0;
   /** Bytes of the current response already sent to the client. */
   private responseStarted = false;
   /** Client input waits (an upgrade's answer, a hand-over or an error after the responses in flight). */
@@ -92,7 +97,7 @@ export class ForwardedConnection {
   constructor(
     private readonly client: Duplex,
     private readonly ctx: StreamContext,
-    private readonly site: Http,
+    private site: Http,
     private readonly hooks: ForwarderHooks,
     private readonly logger: Logger,
   ) {
@@ -115,16 +120,14 @@ export class ForwardedConnection {
       // Only an idle keep-alive connection times out; a slow response (long poll) does not.
       if (this.inFlight.length === 0 && !this.requestBody) this.destroy();
     });
-    this.upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    this.upstream.on('data', this.onUpstreamData);
     this.upstream.on('drain', () => {
       this.upstreamFull = false;
       this.updateFlow();
     });
-    this.upstream.on('end', () => this.onUpstreamEnd());
-    this.upstream.on('error', (err) => this.onUpstreamError(err));
-    this.upstream.on('close', () => {
-      if (!this.client.destroyed && !this.tunnel && this.inFlight.length > 0) this.onUpstreamEnd();
-    });
+    this.upstream.on('end', this.onUpstreamEnd);
+    this.upstream.on('error', (err) => this.upstreamGone(err));
+    this.upstream.on('close', () => this.upstreamGone());
     client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
     client.on('close', this.onClientClose);
@@ -144,6 +147,7 @@ export class ForwardedConnection {
   };
 
   private readonly onClientClose = (): void => {
+    this.done = true;
     this.upstream.destroy();
   };
 
@@ -172,7 +176,7 @@ export class ForwardedConnection {
         }
         const head = parseRequestHead(this.pending, 0);
         if (!head) break;
-        if (this.hooks.site(this.ctx.domain) !== this.site || this.hooks.needsProxy(this.site, this.ctx, head)) {
+        if (!this.stillForwardable() || this.hooks.needsProxy(this.site, this.ctx, head)) {
           this.holding = true;
           this.whenIdleThen(() => this.handOver());
           break;
@@ -194,6 +198,19 @@ export class ForwardedConnection {
     }
     if (this.clientEnded && !this.holding && !this.done) this.upstream.end();
     this.updateFlow();
+  }
+
+  /**
+   * Whether the site, as configured now, is still a plain proxy to the same upstream. A config change elsewhere may
+   * give it a new object with the same settings: the connection then goes on here.
+   */
+  private stillForwardable(): boolean {
+    const now = this.hooks.site(this.ctx.domain);
+    if (now === this.site) return true;
+    if (!now || !isForwardable(now, this.ctx.proto)) return false;
+    const same = UPSTREAM_FIELDS.every((k) => now[k] === this.site[k]);
+    if (same) this.site = now;
+    return same;
   }
 
   /** A request we will not forward: answered (once the responses before it are out) and the connection closed. */
@@ -278,7 +295,9 @@ export class ForwardedConnection {
     return text;
   }
 
-  private onUpstreamData(chunk: Buffer): void {
+  private readonly onUpstreamEnd = (): void => this.upstreamGone();
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
     if (this.tunnel) return;
     let data = this.responsePending.length === 0 ? chunk : Buffer.concat([this.responsePending, chunk]);
     this.responsePending = EMPTY;
@@ -300,9 +319,7 @@ export class ForwardedConnection {
         if (!request) {
           // Bytes nobody asked for (an upstream's 408 on an idle connection, say): passed on, then the connection ends.
           this.writeClient(data);
-          this.upstream.destroy();
-          this.client.end();
-          this.linger();
+          this.endClient();
           return;
         }
         const head = parseResponseHead(data, from);
@@ -341,10 +358,11 @@ export class ForwardedConnection {
       return;
     }
     if (data.length > 0) this.writeClient(data);
-  }
+  };
 
   private responseDone(): void {
     this.inFlight.shift();
+    this.served++;
     this.responseStarted = false;
     if (this.inFlight.length === 0 && this.whenIdle) {
       const then = this.whenIdle;
@@ -353,34 +371,37 @@ export class ForwardedConnection {
     } else if (this.inFlight.length === MAX_PIPELINE - 1) this.updateFlow();
   }
 
-  private onUpstreamEnd(): void {
-    if (this.done || this.tunnel) return;
-    if (this.responseBody?.closeDelimited) {
+  /**
+   * The upstream connection ended (FIN, error or close) while the client's is still ours: what the client gets
+   * depends on where the exchange stood.
+   */
+  private upstreamGone(err?: Error): void {
+    if (this.done) return;
+    if (err) this.logger.warn(`site ${this.ctx.domain}: upstream: ${err.message}`);
+    if (this.tunnel) {
+      if (err) this.destroy();
+      return;
+    }
+    if (this.responseBody?.closeDelimited && !err) {
       // That response ends here; requests pipelined behind it go unanswered (the client retries them).
-      this.upstream.destroy();
-      this.client.end();
-      this.linger();
-      return;
-    }
-    if (this.inFlight.length > 0 && !this.responseStarted) {
-      // The upstream closed before answering (e.g. it dropped an idle keep-alive connection as a request arrived).
-      this.finishWith(502, 'The site\u2019s upstream closed the connection without an answer.');
-      return;
-    }
-    if (this.inFlight.length > 0) {
+      this.endClient();
+    } else if (this.inFlight.length === 0) {
+      this.endClient(); // an idle keep-alive connection the upstream closed: the client's closes alike
+    } else if (this.responseStarted) {
       this.destroy(); // cut off mid-response: the client must see it was truncated
-      return;
+    } else if (this.served === 0) {
+      this.finishWith(502, 'The site\u2019s upstream did not answer.');
+    } else {
+      // The upstream closed a reused connection as a request arrived (its keep-alive timeout): close the client's
+      // without an answer, as the upstream did, so that it retries on a new connection rather than see a 502.
+      this.endClient();
     }
-    this.client.end();
-    this.linger();
   }
 
-  private onUpstreamError(err: Error): void {
-    if (this.done) return;
-    this.logger.warn(`site ${this.ctx.domain}: upstream: ${err.message}`);
-    if (!this.tunnel && this.inFlight.length > 0 && !this.responseStarted) {
-      this.finishWith(502, 'The site\u2019s upstream did not answer.');
-    } else this.destroy();
+  private endClient(): void {
+    this.upstream.destroy();
+    this.client.end();
+    this.linger();
   }
 
   /** After a 101: both ways are raw bytes from here on. */
@@ -388,8 +409,8 @@ export class ForwardedConnection {
     this.tunnel = true;
     this.holding = false;
     this.upstream.setTimeout(0);
-    this.upstream.removeAllListeners('data');
-    this.upstream.removeAllListeners('end');
+    this.upstream.removeListener('data', this.onUpstreamData);
+    this.upstream.removeListener('end', this.onUpstreamEnd);
     this.client.removeListener('data', this.onClientData);
     this.client.removeListener('end', this.onClientEnd);
     this.client.removeListener('drain', this.onClientDrain);

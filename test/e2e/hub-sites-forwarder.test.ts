@@ -148,6 +148,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
   let origin: Origin;
   let garbage: TestServer;
   let httpsOrigin: Server;
+  let closing: TestServer;
 
   const open = async (): Promise<{ socket: Socket; responses: ResponseReader }> => {
     const socket = await connectTcp(hub.httpPort);
@@ -177,6 +178,17 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     httpsOrigin.listen(0, '127.0.0.1');
     await once(httpsOrigin, 'listening');
     const httpsPort = (httpsOrigin.address() as { port: number }).port;
+    // Answers a connection's first request, then closes it at the second without an answer: an upstream whose
+    // keep-alive timeout fired as a request arrived; a request with "crash" in it gets no answer at all.
+    closing = await tcpServer((s) => {
+      s.on('error', () => {});
+      let requests = 0;
+      s.on('data', (d: Buffer) => {
+        requests++;
+        if (requests === 1 && !d.includes('crash')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        else s.destroy();
+      });
+    });
     connector = await startConnector(await configureConnector(hub, 'forwarder', dir));
     const closedPort = await freePort();
     const r = await client(connector, 'POST', '/traffic/create', {
@@ -185,6 +197,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
         { domain: 'change.test', destination: '127.0.0.1', port: origin.port },
         { domain: 'down.test', destination: '127.0.0.1', port: closedPort },
         { domain: 'garbage.test', destination: '127.0.0.1', port: garbage.port },
+        { domain: 'closing.test', destination: '127.0.0.1', port: closing.port },
         {
           domain: 'tls-up.test',
           upstreamURL: `https://127.0.0.1:${httpsPort}/base`,
@@ -210,6 +223,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     origin?.server.close();
     httpsOrigin?.close();
     await garbage?.close();
+    await closing?.close();
     if (dir) removeDir(dir);
     if (hub) removeDir(hub.stateDir);
   });
@@ -357,6 +371,18 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     socket.write('GET /truncate HTTP/1.1\r\nHost: fwd.test\r\n\r\n');
     const rest = await responses.closed();
     assert.match(rest.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n0123456789$/);
+  });
+
+  test('an upstream that closes a reused connection under a request closes the client too, with no 502', async () => {
+    const { socket, responses } = await open();
+    socket.write('GET /one HTTP/1.1\r\nHost: closing.test\r\n\r\n');
+    assert.equal((await responses.next()).body.toString(), 'ok');
+    socket.write('GET /two HTTP/1.1\r\nHost: closing.test\r\n\r\n');
+    // As if the client had talked to the upstream itself: closed without an answer, so it retries elsewhere.
+    assert.equal((await responses.closed()).length, 0);
+    const crash = await open();
+    crash.socket.write('GET /crash HTTP/1.1\r\nHost: closing.test\r\n\r\n');
+    assert.equal((await crash.responses.next()).status, 502);
   });
 
   test('an https upstreamURL: its path prefixes requests, rewriteHost is Host and SNI; an untrusted certificate is a 502', async () => {
