@@ -101,19 +101,28 @@ export class AcmeCertificates {
       if (state.timer) clearTimeout(state.timer);
       this.domains.delete(domain);
     }
-    for (const domain of names) {
-      if (this.domains.has(domain)) continue;
-      this.refusedDomains.delete(domain);
-      const state: DomainState = {
-        current: undefined,
-        timer: undefined,
-        next: undefined,
-        failures: 0,
-        lastError: undefined,
-      };
-      this.domains.set(domain, state);
-      void this.start(domain, state).catch((err: Error) => this.logger.error(`site ${domain}: ${err.message}`));
+    for (const domain of names) if (!this.domains.has(domain)) this.manage(domain);
+  }
+
+  /** Domains the hub refused and now routes to us after all: managed from now on. */
+  accepted(domains: string[]): void {
+    for (const name of domains) {
+      const domain = name.toLowerCase();
+      if (this.refusedDomains.has(domain) && !this.domains.has(domain)) this.manage(domain);
     }
+  }
+
+  private manage(domain: string): void {
+    this.refusedDomains.delete(domain);
+    const state: DomainState = {
+      current: undefined,
+      timer: undefined,
+      next: undefined,
+      failures: 0,
+      lastError: undefined,
+    };
+    this.domains.set(domain, state);
+    void this.start(domain, state).catch((err: Error) => this.logger.error(`site ${domain}: ${err.message}`));
   }
 
   /**

@@ -125,6 +125,7 @@ export class Connector {
         sites: () => this.siteClaims(),
         // No certificate order for a domain the hub will not route to us: it could only fail at the CA.
         onSitesRefused: (domains) => this.sites.certificates.acme.refused(domains),
+        onSitesAccepted: (domains) => this.sites.certificates.accepted(domains, this.config.https),
       },
       logger,
     );

@@ -38,6 +38,8 @@ export interface SessionHandlers {
   sites(): SiteClaim[];
   /** The hub refused these domains (another tunnel owns them, or the token does not allow them). */
   onSitesRefused?(domains: string[]): void;
+  /** Domains refused earlier that the hub now routes here (their reservation was released). */
+  onSitesAccepted?(domains: string[]): void;
 }
 
 interface Identity {
@@ -295,6 +297,12 @@ export class HubSession {
           this.logger.error(`site ${String(r.domain)} refused by the hub: ${String(r.error)}`);
         }
         this.handlers.onSitesRefused?.(refused.map((r) => String(r?.domain ?? '')));
+        return;
+      }
+      case 'sites-accepted': {
+        const domains = (Array.isArray(frame.domains) ? frame.domains : []).map(String);
+        for (const d of domains) this.logger.info(`site ${d}: the hub routes it to this tunnel now`);
+        this.handlers.onSitesAccepted?.(domains);
         return;
       }
       case 'shutdown':

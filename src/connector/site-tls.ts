@@ -52,6 +52,14 @@ export class SiteCertificates {
     this.acme.sync(sites.filter(usesLetsEncrypt).map((s) => s.domain));
   }
 
+  /** Domains the hub refused earlier and routes here now: their certificates are ordered from now on. */
+  accepted(domains: string[], sites: Http[]): void {
+    const names = new Set(domains.map((d) => d.toLowerCase()));
+    this.acme.accepted(
+      sites.filter((s) => usesLetsEncrypt(s) && names.has(s.domain.toLowerCase())).map((s) => s.domain),
+    );
+  }
+
   /** Undefined for a site where TLS does not end here (not secure, or passed through with `tls`). */
   status(site: Http): CertificateStatus | undefined {
     if (!site.secure || (site.tls && site.destination)) return undefined;

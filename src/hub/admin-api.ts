@@ -439,7 +439,7 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
         security,
         summary: 'End the reservation of a domain so another tunnel can claim it',
         description:
-          'Refused (409) while the owning tunnel is online and serving it: remove the site from that tunnel instead (tunnel/traffic/http/remove).',
+          'Refused (409) while the owning tunnel is online and serving it: remove the site from that tunnel instead (tunnel/traffic/http/remove). An online tunnel whose sites name the domain (it was refused it) gets it at once.',
         body: Type.Object({ domain: Type.String({ minLength: 1, maxLength: 253 }) }),
         response: { 200: Type.Object({ ...Status, tunID: Type.String() }), ...errors },
       },
@@ -461,6 +461,7 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
       }
       await save();
       hub.logger.info(`domain ${released.domain} released from tunnel ${released.tunnelId} by the admin`);
+      hub.offerReleased(released.domain);
       return { status: true, error: '', message: `domain ${released.domain} released`, tunID: released.tunnelId };
     },
   );

@@ -31,7 +31,7 @@ import { RegistrationError, Registry } from './registry.js';
 import { checkPort, type Port } from './rules.js';
 import { Session } from './session.js';
 import { SiteListeners } from './site-listeners.js';
-import { SiteTable } from './sites.js';
+import { normalizeDomain, SiteTable } from './sites.js';
 import { HubStore, type StoredTunnel } from './store.js';
 
 /**
@@ -84,6 +84,8 @@ export class Hub {
   readonly registry: Registry;
   readonly store: HubStore;
   readonly sessions = new Map<string, Session>();
+  /** The sites each live session last claimed, refused ones included (see offerReleased). */
+  private readonly siteClaims = new Map<Session, unknown[]>();
   private readonly sessionsById = new Map<string, Session>();
   private readonly listeners = new Map<number, PortListener>();
   private readonly policy: PortmapPolicy;
@@ -412,9 +414,27 @@ export class Hub {
    */
   private onSites(session: Session, sites: unknown[]): void {
     const tunnel = session.tunnel;
+    this.siteClaims.set(session, sites);
     const { refused, changed } = this.sites.claim(tunnel.id, sites, this.registry.domainPatterns(tunnel));
     if (refused.length > 0) session.send({ type: 'sites-refused', refused });
     if (changed) this.store.save().catch(() => {});
+  }
+
+  /**
+   * A domain the admin released goes to the first online tunnel whose sites name it (it was refused there), at once
+   * rather than at that tunnel's next site change; the connector hears so (and may now order its certificate).
+   */
+  offerReleased(domain: string): void {
+    for (const [session, sites] of this.siteClaims) {
+      if (this.sites.lookup(domain) || this.sessions.get(session.tunnel.id) !== session) continue;
+      const names = sites.map((s) => normalizeDomain(String((s as { domain?: unknown })?.domain ?? '')));
+      if (!names.includes(domain)) continue;
+      this.onSites(session, sites);
+      if (this.sites.lookup(domain)?.tunnelId === session.tunnel.id) {
+        session.send({ type: 'sites-accepted', domains: [domain] });
+        this.logger.info(`domain ${domain} now served by tunnel ${session.tunnel.id}, which claimed it before`);
+      }
+    }
   }
 
   /** Listeners (and their firewalls) follow the rules at once; the state write follows. */
@@ -475,6 +495,7 @@ export class Hub {
 
   private onSessionClose(session: Session): void {
     this.sessionsById.delete(session.id);
+    this.siteClaims.delete(session);
     if (this.sessions.get(session.tunnel.id) === session) {
       this.sessions.delete(session.tunnel.id);
       this.sites.unroute(session.tunnel.id);

@@ -87,6 +87,7 @@ export type Message =
   | { type: 'sites'; sites: SiteClaim[] } // c>h: the sites this tunnel serves (after welcome and every change)
   | { type: 'https'; update: unknown[]; remove: string[] } // h>c: admin changes to the connector's sites
   | { type: 'sites-refused'; refused: Array<{ domain: string; error: string }> } // h>c: domains another tunnel owns
+  | { type: 'sites-accepted'; domains: string[] } // h>c: refused domains routed here after all (an admin release)
   | { type: 'ping'; t: number } // both ways
   | { type: 'pong'; t: number } // both ways
   | { type: 'shutdown'; reason: string } // h>c: do not reconnect
