@@ -59,7 +59,15 @@ const TunnelView = Type.Object({
   version: Type.String(),
   os: Type.String(),
   arch: Type.String(),
-  https: Type.Array(Type.Unknown()),
+  https: Type.Array(
+    Type.Object({
+      domain: Type.String(),
+      state: Type.Union([Type.Literal('routed'), Type.Literal('reserved'), Type.Literal('refused')], {
+        description: 'routed here; reserved for this tunnel (offline, or not served now); claimed and refused',
+      }),
+      error: Type.Optional(Type.String({ description: 'why the claim was refused' })),
+    }),
+  ),
   ports: Type.Array(StoredPortSchema),
   rtt: Type.Number({ description: 'last keepalive round trip (ms), -1 offline' }),
   streams: Type.Integer(),
@@ -363,7 +371,10 @@ export async function createAdminApi(hub: Hub): Promise<JsonApp> {
         },
       },
     },
-    async (req) => ({ status: true, error: '', https: [], ports: tunnel(req.params.id).ports }),
+    async (req) => {
+      const t = tunnel(req.params.id);
+      return { status: true, error: '', https: hub.siteClaimsOf(t), ports: t.ports };
+    },
   );
   app.get(
     `${base}/tunnel/shutdown/:id`,

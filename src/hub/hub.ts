@@ -84,8 +84,9 @@ export class Hub {
   readonly registry: Registry;
   readonly store: HubStore;
   readonly sessions = new Map<string, Session>();
-  /** The sites each live session last claimed, refused ones included (see offerReleased). */
+  /** The sites each live session last claimed, refused ones included (see offerReleased), and the refusals. */
   private readonly siteClaims = new Map<Session, unknown[]>();
+  private readonly siteRefusals = new Map<Session, Array<{ domain: string; error: string }>>();
   private readonly sessionsById = new Map<string, Session>();
   private readonly listeners = new Map<number, PortListener>();
   private readonly policy: PortmapPolicy;
@@ -416,6 +417,7 @@ export class Hub {
     const tunnel = session.tunnel;
     this.siteClaims.set(session, sites);
     const { refused, changed } = this.sites.claim(tunnel.id, sites, this.registry.domainPatterns(tunnel));
+    this.siteRefusals.set(session, refused);
     if (refused.length > 0) session.send({ type: 'sites-refused', refused });
     if (changed) this.store.save().catch(() => {});
   }
@@ -496,6 +498,7 @@ export class Hub {
   private onSessionClose(session: Session): void {
     this.sessionsById.delete(session.id);
     this.siteClaims.delete(session);
+    this.siteRefusals.delete(session);
     if (this.sessions.get(session.tunnel.id) === session) {
       this.sessions.delete(session.tunnel.id);
       this.sites.unroute(session.tunnel.id);
@@ -684,11 +687,39 @@ export class Hub {
       version: t.version,
       os: t.os,
       arch: t.arch,
-      https: this.sites.domainsOf(t.id).map((domain) => ({ domain })),
+      https: this.siteStates(t),
       ports: t.ports,
       rtt: session ? session.rtt : -1,
       streams: session ? session.activeStreams : 0,
     };
+  }
+
+  /**
+   * The tunnel's domains as the hub sees them: routed here, reserved for it (offline, or no longer served), or
+   * claimed by its connector and refused (with the reason).
+   */
+  siteStates(t: StoredTunnel): Array<{ domain: string; state: 'routed' | 'reserved' | 'refused'; error?: string }> {
+    const states: Array<{ domain: string; state: 'routed' | 'reserved' | 'refused'; error?: string }> = [];
+    for (const r of this.sites.reservations()) {
+      if (r.tunnelId !== t.id) continue;
+      states.push({ domain: r.domain, state: this.sites.lookup(r.domain)?.tunnelId === t.id ? 'routed' : 'reserved' });
+    }
+    const session = this.sessions.get(t.id);
+    for (const r of (session && this.siteRefusals.get(session)) || []) {
+      states.push({ domain: r.domain, state: 'refused', error: r.error });
+    }
+    return states;
+  }
+
+  /** The sites the tunnel's connector claimed last (domain and firewall), or its reserved domains while offline. */
+  siteClaimsOf(t: StoredTunnel): unknown[] {
+    const session = this.sessions.get(t.id);
+    const claims = session && this.siteClaims.get(session);
+    if (claims) return claims;
+    return this.sites
+      .reservations()
+      .filter((r) => r.tunnelId === t.id)
+      .map((r) => ({ domain: r.domain }));
   }
 
   describeTunnelListen(): string {

@@ -66,6 +66,13 @@ function tunnelIdOf(configPath: string): string {
   return JSON.parse(readFileSync(configPath, 'utf8')).tunnelId;
 }
 
+/** tunnel/info's `https`: the tunnel's domains as the hub sees them. */
+async function siteStates(hub: HubProcess, configPath: string): Promise<Array<Record<string, string>>> {
+  const r = await admin(hub, 'GET', `/tunnel/info/${tunnelIdOf(configPath)}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.tunnel.https;
+}
+
 describe('domain ownership at the hub', { timeout: 120_000 }, () => {
   let hub: HubProcess;
   let dir = '';
@@ -116,6 +123,16 @@ describe('domain ownership at the hub', { timeout: 120_000 }, () => {
       (await reservations(hub)).map((d) => [d.domain, d.tunID, d.online]),
       [['own.test', tunnelIdOf(configA), false]],
     );
+    // The admin sees both sides: reserved for offline A, refused (with the reason) for B.
+    assert.deepEqual(await siteStates(hub, configA), [{ domain: 'own.test', state: 'reserved' }]);
+    const [refused] = await siteStates(hub, configB);
+    assert.equal(refused?.state, 'refused');
+    assert.match(String(refused?.error), /reserved for another tunnel/);
+    const config = (await admin(hub, 'GET', `/tunnel/config/${tunnelIdOf(configB)}`)).body;
+    assert.deepEqual(
+      config.https.map((h: { domain: string }) => h.domain),
+      ['own.test'],
+    );
   });
 
   test('the reservation survives a hub restart; the owner gets its domain back on reconnect', async () => {
@@ -155,6 +172,7 @@ describe('domain ownership at the hub', { timeout: 120_000 }, () => {
     // B claimed it before and was refused: the release hands it over at once, with no site change on B.
     assert.ok(b);
     await until(async () => (await get(hub, 'own.test')).body === 'B', 'own.test served by B');
+    assert.deepEqual(await siteStates(hub, configB), [{ domain: 'own.test', state: 'routed' }]);
     await b.waitFor(/site own\.test: the hub routes it to this tunnel now/, 5000);
     assert.equal((await reservations(hub))[0]?.tunID, tunnelIdOf(configB));
     // The admin cannot push the domain to A now: B owns it.
