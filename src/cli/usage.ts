@@ -7,6 +7,8 @@ Usage:
   porthole hub [--config hub.json] [--tunnel-listen H:P] [--admin-listen H:P] [--port-range B-E] [--state-dir D]
                [--http-listen H:P|off] [--https-listen H:P|off]   (sites by Host / SNI; default :80 / :443)
                [--ws-listen H:P]   (plain-HTTP WebSocket endpoint /porthole/ws, for a TLS-terminating proxy)
+               [--token T ...] [--token-domains T=*.example.com,app.example.org]   (registration tokens; the
+               domains a token's tunnels may claim)
   porthole connector configure|start|info|route ...   (porthole connector --help)
   porthole demo          run a demo forwarder (127.0.0.1:18080 -> a small local web page)
   porthole --help | --version

@@ -145,8 +145,19 @@ const FLAGS: Record<string, keyof HubFile | 'config'> = {
 export async function readHubConfig(args: string[]): Promise<HubConfig> {
   const flags: Record<string, unknown> = {};
   let configPath: string | undefined;
+  /** --token-domains TOKEN=PATTERN[,PATTERN...]: the domains a token's tunnels may claim. */
+  const tokenDomains = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
     const [name = '', inline] = (args[i] as string).split(/=(.*)/s, 2);
+    if (name === '--token-domains') {
+      const value = inline ?? args[++i] ?? '';
+      const at = value.lastIndexOf('=');
+      if (at <= 0 || at === value.length - 1) {
+        throw new ConfigError('--token-domains: expected TOKEN=PATTERN[,PATTERN...]', 'tokens');
+      }
+      tokenDomains.set(value.slice(0, at), value.slice(at + 1).split(','));
+      continue;
+    }
     const field = FLAGS[name];
     if (field === undefined) throw new ConfigError(`hub: unknown option "${name}" (see porthole --help)`, name);
     const value = inline ?? args[++i];
@@ -176,6 +187,15 @@ export async function readHubConfig(args: string[]): Promise<HubConfig> {
     }
   }
   const merged = { ...file, ...flags };
+  if (tokenDomains.size > 0) {
+    const tokens = (merged.tokens ?? []).map((t) => (typeof t === 'string' ? { token: t } : t));
+    for (const [token, domains] of tokenDomains) {
+      const entry = tokens.find((t) => t.token === token);
+      if (!entry) throw new ConfigError(`--token-domains: no token "${token}" (give it with --token)`, 'tokens');
+      entry.domains = domains;
+    }
+    merged.tokens = tokens;
+  }
   if (!Value.Check(HubFile, merged)) {
     const first = Value.Errors(HubFile, merged)[0];
     throw new ConfigError(

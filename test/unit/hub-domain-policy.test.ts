@@ -60,6 +60,25 @@ test('hub config: tokens may carry domain restrictions; a bad pattern is a confi
     assert.deepEqual(config.tokens, [{ token: 'plain-token-1' }, { token: 'limited-token', domains: ['*.c.test'] }]);
     writeFileSync(file, JSON.stringify({ tokens: [{ token: 'limited-token', domains: ['a b'] }] }));
     await assert.rejects(readHubConfig(['--config', file]), ConfigError);
+    // The same from flags: --token-domains restricts a token given with --token (or in the file).
+    const flags = await readHubConfig([
+      '--token',
+      'flag-token-1',
+      '--token=flag-token-2',
+      '--token-domains',
+      'flag-token-2=*.D.test,app.e.test',
+    ]);
+    assert.deepEqual(flags.tokens, [
+      { token: 'flag-token-1' },
+      { token: 'flag-token-2', domains: ['*.d.test', 'app.e.test'] },
+    ]);
+    for (const bad of [
+      ['--token-domains', 'nope=*.x.test'],
+      ['--token', 't', '--token-domains', 't='],
+      ['--token', 't', '--token-domains', 't=a b'],
+    ]) {
+      await assert.rejects(readHubConfig(bad), ConfigError, bad.join(' '));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
