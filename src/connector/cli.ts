@@ -29,6 +29,7 @@ import { hashSecret } from './site-auth.js';
 export const CONNECTOR_USAGE = `porthole connector — tunnel client for a porthole hub
 
   porthole connector configure --hub HOST:PORT --token TOKEN [--name N] [--ca FILE] [--fingerprint sha256:..] [--no-tls]
+      again on the same config and hub: keeps the tunnel (id, ports, domains); --new-tunnel registers a new one
       [--acme-email E] [--acme-directory URL]   Let's Encrypt account contact; ACME CA (default Let's Encrypt)
       [--transport tcp|ws|wss]     (or --hub wss://HOST[:PORT][/PATH]: the hub through WebSocket, for HTTP(S)-only egress)
   porthole connector start [--api-port 4100] [--log info]
@@ -53,7 +54,14 @@ interface Flags {
   rest: string[];
 }
 
-const BOOLEAN_FLAGS = new Set(['--no-tls', '--secure', '--letsencrypt', '--redirect', '--insecure-upstream']);
+const BOOLEAN_FLAGS = new Set([
+  '--no-tls',
+  '--new-tunnel',
+  '--secure',
+  '--letsencrypt',
+  '--redirect',
+  '--insecure-upstream',
+]);
 
 function parseFlags(args: string[]): Flags {
   const values = new Map<string, string>();
@@ -148,6 +156,7 @@ export async function runConnector(
         '--acme-email',
         '--acme-directory',
         '--transport',
+        '--new-tunnel',
       ]);
       const transport = flags.values.get('--transport');
       if (transport !== undefined && !(HUB_TRANSPORTS as readonly string[]).includes(transport)) {
@@ -181,13 +190,19 @@ export async function runConnector(
       if (acmeFlags.email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(acmeFlags.email)) {
         throw new ConfigError(`--acme-email: expected an e-mail address, got "${acmeFlags.email}"`, '--acme-email');
       }
-      const result = await register(new HubDialer(hub, trust), need(flags, '--token'), tunnelInfo(name));
       let previous: Partial<ConnectorConfig> = {};
       try {
         previous = await loadConfig(path);
       } catch {
         // A first configure, or a broken file that this one replaces.
       }
+      // Configuring again for the same hub keeps the tunnel (its ports and domains), unless --new-tunnel.
+      const renew =
+        previous.hub === hub && previous.tunnelId && previous.secret && !flags.bools.has('--new-tunnel')
+          ? { tunnelId: previous.tunnelId, secret: previous.secret }
+          : undefined;
+      const result = await register(new HubDialer(hub, trust), need(flags, '--token'), tunnelInfo(name), renew);
+      const kept = renew !== undefined && result.tunnelId === renew.tunnelId;
       const config: ConnectorConfig = {
         hub,
         tls,
@@ -201,13 +216,17 @@ export async function runConnector(
         reconnect: previous.reconnect ?? { ...RECONNECT_DEFAULTS },
         // A new tunnel holds no ports yet; sites and mappings carry over.
         https: previous.https ?? [],
-        ports: [],
+        ports: kept ? (previous.ports ?? []) : [],
         portmaps: previous.portmaps ?? [],
       };
       const acme = { ...previous.acme, ...acmeFlags };
       if (Object.keys(acme).length > 0) config.acme = acme;
       await saveConfig(path, config);
-      print(`Registered tunnel ${result.tunnelId} with hub ${hub}`);
+      print(
+        kept
+          ? `Kept tunnel ${result.tunnelId} with hub ${hub} (its ports and domains; --new-tunnel for a new one)`
+          : `Registered tunnel ${result.tunnelId} with hub ${hub}`,
+      );
       if (config.fingerprint) print(`Pinned hub certificate ${config.fingerprint}`);
       print(`Saved ${path}`);
       return undefined;

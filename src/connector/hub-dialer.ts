@@ -168,15 +168,19 @@ export class HubDialer {
   }
 }
 
-/** `connector configure`: registers with a token; returns the new tunnel's id and secret and the hub's fingerprint. */
+/**
+ * `connector configure`: registers with a token; returns the tunnel's id and secret and the hub's fingerprint.
+ * `renew` is the tunnel this config had: the hub keeps it (same id) when it still knows it.
+ */
 export async function register(
   dialer: HubDialer,
   token: string,
   info: TunnelInfo,
+  renew?: { tunnelId: string; secret: string },
 ): Promise<{ tunnelId: string; secret: string; fingerprint: string }> {
   const { socket, fingerprint } = await dialer.dial();
   try {
-    socket.write(encodeFrame({ type: 'register', token, ...info }));
+    socket.write(encodeFrame({ type: 'register', token, ...info, ...(renew ? { renew } : {}) }));
     const reply = await readFrame(socket, DIAL_TIMEOUT);
     if (reply.type === 'refused') throw new RefusedError(`the hub refused the registration: ${reply.error}`);
     if (reply.type !== 'registered') throw new RefusedError(`unexpected answer "${reply.type}" from the hub`);

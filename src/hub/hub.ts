@@ -280,13 +280,20 @@ export class Hub {
         os: text(frame.os, 64),
         arch: text(frame.arch, 64),
       };
-      if (this.config.maxTunnels > 0 && this.registry.tunnels.size >= this.config.maxTunnels) {
+      const renew =
+        frame.renew && typeof frame.renew === 'object'
+          ? { tunnelId: text(frame.renew.tunnelId, 64), secret: text(frame.renew.secret, 128) }
+          : undefined;
+      const known = renew !== undefined && this.registry.tunnels.has(renew.tunnelId);
+      if (this.config.maxTunnels > 0 && !known && this.registry.tunnels.size >= this.config.maxTunnels) {
         throw new RegistrationError(`the hub holds its maximum of ${this.config.maxTunnels} tunnels`);
       }
-      const tunnel = this.registry.register(text(frame.token), info, normalizeAddress(address));
+      const { tunnel, renewed } = this.registry.register(text(frame.token), info, normalizeAddress(address), renew);
       this.store.save().then(
         () => {
-          this.logger.info(`registered tunnel ${tunnel.id} (${tunnel.name}) from ${address}`);
+          this.logger.info(
+            `${renewed ? 'renewed' : 'registered'} tunnel ${tunnel.id} (${tunnel.name}) from ${address}`,
+          );
           socket.end(encodeFrame({ type: 'registered', tunnelId: tunnel.id, secret: tunnel.secret }));
         },
         () => this.refuse(socket, address, 'the hub could not save its state'),

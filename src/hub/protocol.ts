@@ -61,7 +61,8 @@ export interface TunnelInfo {
 /** Messages, by direction. `c>h` connector to hub, `h>c` hub to connector. */
 export type Message =
   // registration (one connection, then closed)
-  | ({ type: 'register'; token: string } & TunnelInfo) // c>h
+  | ({ type: 'register'; token: string; renew?: { tunnelId: string; secret: string } } & TunnelInfo) // c>h: renew
+  //   = the tunnel this connector had: kept (id, secret, ports, domains) when the hub knows it and the secret matches
   | { type: 'registered'; tunnelId: string; secret: string } // h>c
   // control session
   | ({ type: 'hello'; tunnelId: string } & TunnelInfo) // c>h

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Flow } from '../tunnel/traffic.js';
 import type { PortAllocator } from './port-allocator.js';
-import { randomHex, type TunnelInfo } from './protocol.js';
+import { randomHex, sameHex, type TunnelInfo } from './protocol.js';
 import type { Port } from './rules.js';
 import type { HubState, StoredDomain, StoredToken, StoredTunnel } from './store.js';
 
@@ -113,13 +113,30 @@ export class Registry {
     return t;
   }
 
-  /** Registers a new tunnel with an active token; returns its id and the per-tunnel secret. */
-  register(token: string, info: TunnelInfo, address: string): StoredTunnel {
+  /**
+   * Registers a tunnel with an active token; returns its id and the per-tunnel secret. `renew` names the tunnel the
+   * connector had: when it exists, is not shut down and the secret matches, that tunnel is kept (its ports and
+   * domains with it) under the new token's policy, rather than a new one left to compete with the old one's
+   * reservations.
+   */
+  register(
+    token: string,
+    info: TunnelInfo,
+    address: string,
+    renew?: { tunnelId: string; secret: string },
+  ): { tunnel: StoredTunnel; renewed: boolean } {
     const record = [...this.tokens.values()].find((t) => t.token === token);
     if (record === undefined) throw new RegistrationError('unknown registration token');
     if (!record.active) throw new RegistrationError('registration token is not active');
     record.uses += 1;
     const now = new Date().toISOString();
+    const old = renew ? this.tunnels.get(renew.tunnelId) : undefined;
+    if (old && renew && !old.shutdown && sameHex(renew.secret, old.secret)) {
+      Object.assign(old, { ...info, tokenId: record.id, lastActive: now, address });
+      if (record.domains?.length) old.domains = [...record.domains];
+      else delete old.domains;
+      return { tunnel: old, renewed: true };
+    }
     const tunnel: StoredTunnel = {
       id: randomHex(8),
       name: info.name,
@@ -138,7 +155,7 @@ export class Registry {
       ...(record.domains?.length ? { domains: [...record.domains] } : {}),
     };
     this.tunnels.set(tunnel.id, tunnel);
-    return tunnel;
+    return { tunnel, renewed: false };
   }
 
   tunnel(id: string): StoredTunnel {

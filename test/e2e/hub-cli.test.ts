@@ -162,6 +162,64 @@ describe('porthole hub / connector command lines', () => {
     }
   });
 
+  test('connector: configure again keeps the tunnel (id, ports); --new-tunnel or a wrong secret registers a new one', async () => {
+    const config = await configureConnector(hub, 'again', dir);
+    const first = JSON.parse(readFileSync(config, 'utf8'));
+    const c = await startConnector(config);
+    let port: number;
+    try {
+      const alloc = await runPorthole([
+        'connector',
+        '--config',
+        config,
+        'route',
+        'tcp',
+        'allocate',
+        '--api-port',
+        String(c.apiPort),
+      ]);
+      assert.equal(alloc.code, 0, alloc.output);
+      port = Number(/allocated port (\d+)/.exec(alloc.output)?.[1]);
+    } finally {
+      await c.stop();
+    }
+    const configure = (...extra: string[]) =>
+      runPorthole([
+        'connector',
+        'configure',
+        '--config',
+        config,
+        '--hub',
+        hub.address,
+        '--token',
+        BOOT_TOKEN,
+        '--name',
+        'again',
+        ...extra,
+      ]);
+    const again = await configure();
+    assert.equal(again.code, 0, again.output);
+    assert.match(again.output, new RegExp(`Kept tunnel ${first.tunnelId}`));
+    const kept = JSON.parse(readFileSync(config, 'utf8'));
+    assert.equal(kept.tunnelId, first.tunnelId);
+    assert.equal(kept.secret, first.secret);
+    assert.deepEqual(
+      kept.ports.map((p: { port: number }) => p.port),
+      [port],
+    );
+    // A forged secret cannot take the tunnel over: a new tunnel, the old one untouched.
+    writeFileSync(config, JSON.stringify({ ...kept, secret: 'f'.repeat(64) }));
+    const forged = await configure();
+    assert.equal(forged.code, 0, forged.output);
+    assert.match(forged.output, /Registered tunnel/);
+    const other = JSON.parse(readFileSync(config, 'utf8'));
+    assert.notEqual(other.tunnelId, first.tunnelId);
+    assert.deepEqual(other.ports, []);
+    const fresh = await configure('--new-tunnel');
+    assert.equal(fresh.code, 0, fresh.output);
+    assert.notEqual(JSON.parse(readFileSync(config, 'utf8')).tunnelId, other.tunnelId);
+  });
+
   test('connector: usage errors and a missing config are clear', async () => {
     const none = await runPorthole(['connector', 'start', '--config', `${dir}/none.json`]);
     assert.equal(none.code, 1);
