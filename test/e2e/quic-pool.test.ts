@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { decodeSignal, encodeSignal } from '../../src/instance/signals.js';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import { clientCrypto, QUIC_LOGGER } from '../../src/tunnel/transport/quic-library.js';
 import { connectTcp, echoServer, exchange, freePort, sleep } from '../helpers/net.js';
@@ -158,6 +159,42 @@ describe('QUIC pool (type=1) on the wire', { skip: SKIP }, () => {
       const good = client.connection.newStream('bidi');
       await writeQuic(good, Buffer.from([0x00]));
       assert.equal((await readQuic(good, 4)).length, 4);
+    } finally {
+      await client?.destroy({ force: true }).catch(() => {});
+      assert.equal(await server.stop(), 0);
+    }
+  });
+
+  test('a full pool (max=1 and one idle member) resets the next stream; the control channel carries on', async () => {
+    const { server, port } = await startServer('&max=1');
+    let client: QuicClient | undefined;
+    try {
+      assert.equal((await handshake(port)).status, 200);
+      client = await quicConnect(port);
+      const control = client.connection.newStream('bidi');
+      await writeQuic(control, Buffer.from([0x00]));
+      assert.equal((await readQuic(control, 4)).toString('hex'), '00000000');
+      const member = client.connection.newStream('bidi');
+      await writeQuic(member, Buffer.from([0x00]));
+      assert.equal((await readQuic(member, 4)).length, 4);
+      const extra = client.connection.newStream('bidi');
+      await writeQuic(extra, Buffer.from([0x00]));
+      await assert.rejects(readQuic(extra, 4, 1000));
+      await server.waitFor(/QUIC pool stream refused: the pool is full/);
+      // The control stream still works (within the server's 1.5 s silence limit of FAST): ping gets its pong,
+      // after the server's verify (tls=1).
+      await writeQuic(control, encodeSignal({ action: 'ping' }, KEY));
+      const actions: string[] = [];
+      let text = '';
+      while (!actions.includes('pong') && actions.length < 5) {
+        text += (await readQuic(control, 1, 3000)).toString('latin1');
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+          actions.push(decodeSignal(text.slice(0, nl), KEY).action);
+          text = text.slice(nl + 1);
+        }
+      }
+      assert.ok(actions.includes('pong'), actions.join(','));
+      assert.doesNotMatch(server.output(), /Tunnel down/);
     } finally {
       await client?.destroy({ force: true }).catch(() => {});
       assert.equal(await server.stop(), 0);

@@ -200,6 +200,8 @@ export class QuicServerTransport implements PoolServerTransport {
       return;
     }
     if (acceptor.full) {
+      // NodePass resets the stream too: no status to send on a QUIC member (WebSocket and HTTP/2 answer 503).
+      logger.debug('QUIC pool stream refused: the pool is full');
       stream.destroy();
       return;
     }
