@@ -26,6 +26,8 @@ const EMPTY = Buffer.alloc(0);
 
 /** Request fields meant for us as a proxy, never forwarded. */
 const PROXY_FIELDS = new Set(['proxy-connection', 'proxy-authorization', 'proxy-authenticate']);
+/** Fields the message's framing and routing rest on: a Connection option may not name them (RFC 9110 §7.6.1). */
+const MESSAGE_FIELDS = new Set(['content-length', 'transfer-encoding', 'host']);
 /** Connection options that keep their meaning on the 1:1 upstream connection; other tokens name fields to drop. */
 const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);
 
@@ -256,7 +258,10 @@ export class ForwardedConnection {
     const kept: string[] = [];
     for (const token of fieldTokens(head, 'connection')) {
       if (CONNECTION_OPTIONS.has(token)) kept.push(token);
-      else dropped.add(token);
+      else if (MESSAGE_FIELDS.has(token)) {
+        // Dropping one would change how the upstream reads the message (its length, its target) from how we did.
+        throw new HttpMessageError(400, `Connection names the ${token} field`);
+      } else dropped.add(token);
     }
     let target = head.target;
     const absolute = /^https?:\/\/[^/?#]*(.*)$/i.exec(target);

@@ -303,6 +303,9 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
       'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: gzip\r\n\r\n',
       'GET /smuggle HTTP/1.1\r\nHost: fwd.test\r\nX-Fold: a\r\n b\r\n\r\n',
       'GET /smuggle HTTP/1.1\r\nHost: fwd.test\r\nHost: other.test\r\n\r\n',
+      // Connection may not make a proxy drop the length: the upstream would read the body as a request.
+      'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nConnection: Content-Length\r\nContent-Length: 28\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n',
+      'POST /smuggle HTTP/1.1\r\nHost: fwd.test\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     ];
     for (const shape of shapes) {
       const { socket, responses } = await open();
