@@ -3,7 +3,8 @@ import { type BodyFraming, HttpMessageError, hasControlCharacter } from './http1
 /** Longest chunk-size line (with extensions) and trailer section accepted. */
 const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILERS = 64 * 1024;
-const CHUNK_LINE = /^([0-9A-Fa-f]{1,15})[ \t]*(?:;(.*))?$/;
+/** 1-13 hex digits (up to 2^52: exact as a JS number), then optional BWS and extensions (RFC 9112 §7.1.1). */
+const CHUNK_LINE = /^([0-9A-Fa-f]{1,13})(?:[ \t]*;(.*))?$/;
 
 enum Chunked {
   Size,
@@ -100,8 +101,8 @@ export class BodyScanner {
           if (lf < 0) break;
           const line = this.line;
           this.line = '';
-          if (!line.endsWith('\r\n') || line.slice(0, -2).includes('\r')) {
-            throw new HttpMessageError(400, 'a bare CR or LF in the trailer section');
+          if (!line.endsWith('\r\n') || hasControlCharacter(line.slice(0, -2))) {
+            throw new HttpMessageError(400, 'a bare CR or LF, or a control character, in the trailer section');
           }
           if (line === '\r\n') return i;
           if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/.test(line)) throw new HttpMessageError(400, 'an invalid trailer field');

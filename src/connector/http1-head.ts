@@ -58,11 +58,15 @@ export function hasControlCharacter(text: string): boolean {
   return false;
 }
 
-/** Where the head starting at `from` ends (index of its CRLF CRLF), skipping the empty lines RFC 9112 §2.2 allows. */
-function findHead(buf: Buffer, from: number): { start: number; end: number } | undefined {
+/**
+ * Where the head starting at `from` ends (index of its CRLF CRLF), skipping the empty lines RFC 9112 §2.2 allows.
+ * `scanned`: how far an earlier call already looked without finding the end (a head arriving in pieces is not
+ * searched from its start again).
+ */
+function findHead(buf: Buffer, from: number, scanned: number): { start: number; end: number } | undefined {
   let start = from;
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
-  const end = buf.indexOf('\r\n\r\n', start, 'latin1');
+  const end = buf.indexOf('\r\n\r\n', Math.max(start, from + scanned - 3), 'latin1');
   if (end < 0) {
     if (buf.length - from > MAX_HEAD) throw new HttpMessageError(431, 'the message head is too large');
     return undefined;
@@ -81,11 +85,7 @@ function parseFields(lines: string[]): Array<[string, string]> {
     const name = line.slice(0, colon);
     // Also catches obs-fold (a line starting with whitespace) and whitespace before the colon.
     if (!TOKEN.test(name)) throw new HttpMessageError(400, `invalid header field name "${name.slice(0, 64)}"`);
-    let a = colon + 1;
-    let b = line.length;
-    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
-    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
-    const value = line.slice(a, b);
+    const value = trimOws(line.slice(colon + 1));
     if (hasControlCharacter(value)) throw new HttpMessageError(400, `invalid characters in header field "${name}"`);
     headers.push([name, value]);
   }
@@ -93,8 +93,8 @@ function parseFields(lines: string[]): Array<[string, string]> {
 }
 
 /** The request head at `from`, or undefined while it is incomplete. Throws HttpMessageError (400/431). */
-export function parseRequestHead(buf: Buffer, from: number): RequestHead | undefined {
-  const at = findHead(buf, from);
+export function parseRequestHead(buf: Buffer, from: number, scanned = 0): RequestHead | undefined {
+  const at = findHead(buf, from, scanned);
   if (!at) return undefined;
   const lines = buf.toString('latin1', at.start, at.end).split('\r\n');
   // A bare CR or LF inside a line: split on CRLF leaves it there.
@@ -110,9 +110,9 @@ export function parseRequestHead(buf: Buffer, from: number): RequestHead | undef
 }
 
 /** The response head at `from`, or undefined while it is incomplete. Throws HttpMessageError (502). */
-export function parseResponseHead(buf: Buffer, from: number): ResponseHead | undefined {
+export function parseResponseHead(buf: Buffer, from: number, scanned = 0): ResponseHead | undefined {
   try {
-    const at = findHead(buf, from);
+    const at = findHead(buf, from, scanned);
     if (!at) return undefined;
     const lines = buf.toString('latin1', at.start, at.end).split('\r\n');
     const m = STATUS_LINE.exec(lines[0] as string);
@@ -132,12 +132,24 @@ export function fieldValues(head: MessageHead, lowerName: string): string[] {
   return out;
 }
 
+/**
+ * Without leading and trailing optional whitespace: spaces and tabs only (String.trim would also drop 0xA0, which
+ * is obs-text here, so `chunked\xa0` would read as chunked while an upstream reads an unknown coding).
+ */
+export function trimOws(text: string): string {
+  let a = 0;
+  let b = text.length;
+  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
+  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
+  return text.slice(a, b);
+}
+
 /** The comma-separated elements of all values of a field, trimmed and lower-cased, empty ones dropped. */
 export function fieldTokens(head: MessageHead, lowerName: string): string[] {
   const out: string[] = [];
   for (const value of fieldValues(head, lowerName)) {
     for (const part of value.split(',')) {
-      const t = part.trim().toLowerCase();
+      const t = trimOws(part).toLowerCase();
       if (t !== '') out.push(t);
     }
   }
@@ -151,7 +163,7 @@ function contentLength(head: MessageHead): number | undefined | 'invalid' {
   let length: string | undefined;
   for (const value of values) {
     for (const part of value.split(',')) {
-      const v = part.trim();
+      const v = trimOws(part);
       if (!/^\d{1,15}$/.test(v) || (length !== undefined && v !== length)) return 'invalid';
       length = v;
     }
@@ -179,11 +191,15 @@ export function requestFraming(head: RequestHead): BodyFraming {
 export function responseFraming(head: ResponseHead, method: string): BodyFraming {
   const s = head.status;
   if (method === 'HEAD' || s < 200 || s === 204 || s === 304) return { kind: 'none' };
+  const length = contentLength(head);
   if (fieldValues(head, 'transfer-encoding').length > 0) {
-    // Transfer-Encoding overrides Content-Length; without chunked last, the body runs to the connection's end.
+    // Both: RFC 9112 §6.3 has an intermediary drop Content-Length or treat it as an error; passing bytes through
+    // unchanged, we cannot drop it, and a client that prefers it would read the rest as another response.
+    if (length !== undefined)
+      throw new HttpMessageError(502, "the upstream's response has both Content-Length and Transfer-Encoding");
+    // Without chunked last, the body runs to the connection's end.
     return fieldTokens(head, 'transfer-encoding').at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   }
-  const length = contentLength(head);
   if (length === 'invalid') throw new HttpMessageError(502, "the upstream's response has an invalid Content-Length");
   if (length === undefined) return { kind: 'close' };
   return length === 0 ? { kind: 'none' } : { kind: 'length', length };

@@ -14,15 +14,18 @@ import {
   requestFraming,
   responseFraming,
 } from './http1-head.js';
-import { type StreamContext, upstreamOf } from './site-proxy.js';
+import { PendingBytes } from './pending-bytes.js';
+import { ReplayedInput } from './replayed-input.js';
+import { FORWARDING_FIELDS, misdirected, type StreamContext, upstreamOf } from './site-proxy.js';
 
 /** An idle keep-alive connection (no request in flight) is closed after this long, as node:http's keepAliveTimeout. */
 const IDLE_TIMEOUT = 60_000;
+/** An upstream that has not accepted the connection by then is answered for with a 502. */
+const CONNECT_TIMEOUT = 10_000;
 /** How long a connection we ended waits for the client's FIN before it is closed anyway. */
 const LINGER = 5_000;
 /** Requests forwarded ahead of their responses (pipelining) before the client is no longer read. */
 const MAX_PIPELINE = 64;
-const EMPTY = Buffer.alloc(0);
 
 /** Request fields meant for us as a proxy, never forwarded. */
 const PROXY_FIELDS = new Set(['proxy-connection', 'proxy-authorization', 'proxy-authenticate']);
@@ -39,7 +42,7 @@ export interface ForwarderHooks {
   site(domain: string): Http | undefined;
   /** True when a request needs the full proxy (an ACME challenge, say) although the site is forwardable. */
   needsProxy(site: Http, ctx: StreamContext, head: RequestHead): boolean;
-  /** Takes over a connection the forwarder gives up (unread bytes already unshifted onto it). */
+  /** Takes over a connection the forwarder gives up (what it held back is readable from the stream first). */
   handOver(client: Duplex, ctx: StreamContext): void;
 }
 
@@ -58,30 +61,38 @@ export function isForwardable(site: Http, proto: 'http' | 'https'): boolean {
   );
 }
 
+/** A field name as the upstream may read it: lower case, underscores as hyphens. */
+function canonicalName(lower: string): string {
+  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+}
+
 interface InFlight {
   method: string;
   upgrade: boolean;
 }
 
 /**
- * The fast path of plain proxy sites: one client connection ↔ one upstream connection, bytes passed through as they
- * arrive. Only request heads are rewritten (X-Forwarded-*, Host for rewriteHost, upstreamURL's path, Connection
- * options); bodies and responses are not parsed into objects or copied, only scanned for where each message ends, so
- * that responses pair with requests (pipelining, HEAD, 1xx, upgrades) and errors can be answered between them.
- * node:http's parse-and-reissue cost the connector ~3/4 of a request's CPU (bench:sites); this does not.
+ * The fast path of plain proxy sites: one client connection ↔ one upstream connection (opened at the first request),
+ * bytes passed through as they arrive. Only request heads are rewritten (X-Forwarded-*, Host for rewriteHost,
+ * upstreamURL's path, Connection options); bodies and responses are not parsed into objects or copied, only scanned
+ * for where each message ends, so that responses pair with requests (pipelining, HEAD, 1xx, upgrades) and errors can
+ * be answered between them. node:http's parse-and-reissue cost the connector ~3/4 of a request's CPU (bench:sites).
  *
- * Requests it cannot vouch for never reach the upstream: ambiguous framing (RFC 9112 §6.3) gets 400 once the
- * responses before it are out, then the connection closes. When the site stops being forwardable (auth added, say)
- * or a request needs the full proxy, the connection is handed to it between responses with no byte lost.
+ * Requests it cannot vouch for never reach the upstream: ambiguous framing (RFC 9112 §6.3) gets 400, a Host of
+ * another site 421, once the responses before them are out; then the connection closes. When the site stops being
+ * forwardable (auth added, say) or a request needs the full proxy, the connection is handed to it between
+ * responses with no byte lost.
  */
 export class ForwardedConnection {
-  private readonly upstream: Socket;
+  private upstream: Socket | undefined;
   /** Client bytes not yet forwarded: an incomplete head, or what waits while reading is held. */
-  private pending: Buffer = EMPTY;
+  private readonly pending = new PendingBytes();
+  /** How much of an incomplete head in `pending` was searched already. */
+  private pendingScanned = 0;
   private requestBody: BodyScanner | undefined;
   private readonly inFlight: InFlight[] = [];
   /** Upstream bytes of an incomplete response head. */
-  private responsePending: Buffer = EMPTY;
+  private readonly responsePending = new PendingBytes();
   private responseBody: BodyScanner | undefined;
   /** Responses the upstream has completed on this connection. */
   private served = 0;
@@ -93,8 +104,9 @@ export class ForwardedConnection {
   private upstreamFull = false;
   private tunnel = false;
   private done = false;
-  /** The client sent its FIN: the upstream gets one too once everything before it is forwarded. */
+  /** The client sent its FIN: the connection ends once the requests before it are answered. */
   private clientEnded = false;
+  private readonly idleTimer: NodeJS.Timeout;
 
   constructor(
     private readonly client: Duplex,
@@ -103,81 +115,106 @@ export class ForwardedConnection {
     private readonly hooks: ForwarderHooks,
     private readonly logger: Logger,
   ) {
-    const upstream = upstreamOf(site);
-    if (!upstream) throw new Error(`site ${site.domain} has no upstream`);
-    const servername = site.rewriteHost || upstream.host;
-    this.upstream = upstream.secure
-      ? tlsConnect({
-          host: upstream.host,
-          port: upstream.port,
-          ...(isIP(servername) ? {} : { servername }),
-          rejectUnauthorized: !site.insecureUpstream,
-          ALPNProtocols: ['http/1.1'],
-          allowHalfOpen: true,
-        } as ConnectionOptions)
-      : netConnect({ host: upstream.host, port: upstream.port, allowHalfOpen: true });
-    this.upstream.setNoDelay(true);
-    this.upstream.setTimeout(IDLE_TIMEOUT);
-    this.upstream.on('timeout', () => {
-      // Only an idle keep-alive connection times out; a slow response (long poll) does not.
-      if (this.inFlight.length === 0 && !this.requestBody) this.destroy();
-    });
-    this.upstream.on('data', this.onUpstreamData);
-    this.upstream.on('drain', () => {
-      this.upstreamFull = false;
-      this.updateFlow();
-    });
-    this.upstream.on('end', this.onUpstreamEnd);
-    this.upstream.on('error', (err) => this.upstreamGone(err));
-    this.upstream.on('close', () => this.upstreamGone());
+    this.idleTimer = setTimeout(() => this.onIdle(), IDLE_TIMEOUT);
+    this.idleTimer.unref();
     client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
     client.on('close', this.onClientClose);
     client.on('drain', this.onClientDrain);
   }
 
+  /** The upstream connection, opened for the first request (a client that never sends one costs the upstream nothing). */
+  private connectUpstream(): Socket {
+    if (this.upstream) return this.upstream;
+    const upstream = upstreamOf(this.site);
+    if (!upstream) throw new Error(`site ${this.site.domain} has no upstream`);
+    const servername = this.site.rewriteHost || upstream.host;
+    const socket = upstream.secure
+      ? tlsConnect({
+          host: upstream.host,
+          port: upstream.port,
+          ...(isIP(servername) ? {} : { servername }),
+          rejectUnauthorized: !this.site.insecureUpstream,
+          ALPNProtocols: ['http/1.1'],
+          allowHalfOpen: true,
+        } as ConnectionOptions)
+      : netConnect({ host: upstream.host, port: upstream.port, allowHalfOpen: true });
+    socket.setNoDelay(true);
+    const connectTimer = setTimeout(
+      () => socket.destroy(new Error(`no connection within ${CONNECT_TIMEOUT / 1000} s`)),
+      CONNECT_TIMEOUT,
+    );
+    socket.once(upstream.secure ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
+    socket.once('close', () => clearTimeout(connectTimer));
+    socket.on('data', this.onUpstreamData);
+    socket.on('drain', () => {
+      this.upstreamFull = false;
+      this.updateFlow();
+    });
+    socket.on('end', this.onUpstreamEnd);
+    socket.on('error', (err) => this.upstreamGone(err));
+    socket.on('close', () => this.upstreamGone());
+    this.upstream = socket;
+    return socket;
+  }
+
+  /** Only an idle keep-alive connection times out; a slow response (long poll) or a streaming upgrade does not. */
+  private onIdle(): void {
+    if (this.done || this.tunnel) return;
+    if (this.inFlight.length === 0 && !this.requestBody) this.destroy();
+    else this.idleTimer.refresh();
+  }
+
   private readonly onClientData = (chunk: Buffer): void => {
     if (this.done) return;
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.idleTimer.refresh();
+    this.pending.append(chunk);
     if (!this.holding) this.forwardRequests();
   };
 
   private readonly onClientEnd = (): void => {
-    // Half-close: the upstream still answers what it has (an unfinished head is dropped); held bytes go first.
     this.clientEnded = true;
-    if (!this.holding) this.upstream.end();
+    if (this.requestBody) {
+      this.destroy(); // a request body cut short can never complete
+      return;
+    }
+    // What came before the FIN is answered first (as node:http does); then both connections close.
+    if (!this.holding) this.endWhenIdle();
   };
 
   private readonly onClientClose = (): void => {
     this.done = true;
-    this.upstream.destroy();
+    clearTimeout(this.idleTimer);
+    this.upstream?.destroy();
   };
 
   private readonly onClientDrain = (): void => {
-    this.upstream.resume();
+    this.upstream?.resume();
   };
 
   /** Forwards every complete request in `pending`, rewriting heads, until it runs out or must hold. */
   private forwardRequests(): void {
-    this.upstream.cork();
+    this.upstream?.cork();
     try {
-      while (!this.holding && this.pending.length > 0) {
+      while (!this.holding && this.pending.length > 0 && this.inFlight.length < MAX_PIPELINE) {
+        const data = this.pending.view();
         if (this.requestBody) {
-          const end = this.requestBody.scan(this.pending, 0);
-          if (end < 0) {
-            this.writeUpstream(this.pending);
-            this.pending = EMPTY;
-            break;
-          }
-          this.writeUpstream(this.pending.subarray(0, end));
-          this.pending = this.pending.subarray(end);
+          const end = this.requestBody.scan(data, 0);
+          const body = end < 0 ? data : data.subarray(0, end);
+          this.writeUpstream(body);
+          this.pending.consume(body.length);
+          if (end < 0) break;
           this.requestBody = undefined;
           // An upgrade: nothing after it is HTTP until its answer says whether it switched protocols.
           if (this.inFlight.at(-1)?.upgrade) this.holding = true;
           continue;
         }
-        const head = parseRequestHead(this.pending, 0);
-        if (!head) break;
+        const head = parseRequestHead(data, 0, this.pendingScanned);
+        if (!head) {
+          this.pendingScanned = data.length;
+          break;
+        }
+        this.pendingScanned = 0;
         if (!this.stillForwardable() || this.hooks.needsProxy(this.site, this.ctx, head)) {
           this.holding = true;
           this.whenIdleThen(() => this.handOver());
@@ -186,8 +223,10 @@ export class ForwardedConnection {
         if (head.method === 'CONNECT') throw new HttpMessageError(405, 'CONNECT is not served by sites');
         const framing = requestFraming(head);
         const upgrade = fieldValues(head, 'upgrade').length > 0 && fieldTokens(head, 'connection').includes('upgrade');
-        this.writeUpstream(this.rewriteHead(head), 'latin1');
-        this.pending = this.pending.subarray(head.length);
+        const text = this.rewriteHead(head);
+        if (!this.upstream) this.connectUpstream().cork();
+        this.writeUpstream(text);
+        this.pending.consume(head.length);
         this.inFlight.push({ method: head.method, upgrade });
         if (framing.kind !== 'none') this.requestBody = new BodyScanner(framing);
         else if (upgrade) this.holding = true;
@@ -196,9 +235,9 @@ export class ForwardedConnection {
       if (!(err instanceof HttpMessageError)) throw err;
       this.refuse(err);
     } finally {
-      this.upstream.uncork();
+      this.upstream?.uncork();
     }
-    if (this.clientEnded && !this.holding && !this.done) this.upstream.end();
+    if (this.clientEnded && !this.holding) this.endWhenIdle();
     this.updateFlow();
   }
 
@@ -218,9 +257,9 @@ export class ForwardedConnection {
   /** A request we will not forward: answered (once the responses before it are out) and the connection closed. */
   private refuse(err: HttpMessageError): void {
     this.logger.debug(`site ${this.ctx.domain}: request refused (${err.status}): ${err.message}`);
-    this.pending = EMPTY;
+    this.pending.clear();
     if (this.requestBody) {
-      // Half of the body is already upstream: no answer can follow it cleanly.
+      // Part of the body is already upstream: no answer can follow it cleanly.
       this.destroy();
       return;
     }
@@ -234,7 +273,7 @@ export class ForwardedConnection {
   private finishWith(status: number, message: string): void {
     const reason = REASONS[status] ?? 'Error';
     const body = `${message}\n`;
-    this.upstream.destroy();
+    this.upstream?.destroy();
     this.client.end(
       `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
@@ -247,9 +286,18 @@ export class ForwardedConnection {
    */
   private linger(): void {
     this.done = true;
+    clearTimeout(this.idleTimer);
+    if (this.clientEnded) return;
     this.client.resume();
     this.client.once('end', () => this.client.destroy());
     setTimeout(() => this.client.destroy(), LINGER).unref();
+  }
+
+  /** Once nothing is in flight: the client's FIN ends both connections. */
+  private endWhenIdle(): void {
+    if (this.done) return;
+    if (this.inFlight.length === 0) this.endClient();
+    else this.whenIdle ??= () => this.endClient();
   }
 
   private rewriteHead(head: RequestHead): string {
@@ -265,7 +313,10 @@ export class ForwardedConnection {
     }
     let target = head.target;
     const absolute = /^https?:\/\/[^/?#]*(.*)$/i.exec(target);
-    if (absolute) target = absolute[1] || '/';
+    if (absolute) target = (absolute[1] as string).startsWith('/') ? (absolute[1] as string) : `/${absolute[1]}`;
+    if (!target.startsWith('/') && !(target === '*' && head.method === 'OPTIONS')) {
+      throw new HttpMessageError(400, 'the request target is not a path');
+    }
     const base = upstreamOf(site)?.base ?? '';
     if (base && target.startsWith('/')) target = base + target;
     let text = `${head.method} ${target} HTTP/1.${head.minor}\r\n`;
@@ -273,11 +324,8 @@ export class ForwardedConnection {
     let forwardedFor = '';
     for (const [name, value] of head.headers) {
       const lower = name.toLowerCase();
-      if (lower === 'x-forwarded-for') {
-        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-        continue;
-      }
-      if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
+      if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+      if (FORWARDING_FIELDS.has(canonicalName(lower))) continue;
       if (PROXY_FIELDS.has(lower) || dropped.has(lower)) continue;
       if (lower === 'connection') {
         if (kept.length > 0) text += `Connection: ${kept.join(', ')}\r\n`;
@@ -285,6 +333,9 @@ export class ForwardedConnection {
       }
       if (lower === 'host') {
         if (host !== undefined) throw new HttpMessageError(400, 'more than one Host header');
+        if (misdirected(value, ctx)) {
+          throw new HttpMessageError(421, `this connection is for ${ctx.domain}, not ${value}`);
+        }
         host = value;
         text += `Host: ${site.rewriteHost || value}\r\n`;
         continue;
@@ -303,9 +354,10 @@ export class ForwardedConnection {
   private readonly onUpstreamEnd = (): void => this.upstreamGone();
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    if (this.tunnel) return;
-    let data = this.responsePending.length === 0 ? chunk : Buffer.concat([this.responsePending, chunk]);
-    this.responsePending = EMPTY;
+    if (this.tunnel || this.done) return;
+    this.idleTimer.refresh();
+    this.responsePending.append(chunk);
+    const data = this.responsePending.view();
     let from = 0;
     try {
       while (from < data.length) {
@@ -322,27 +374,34 @@ export class ForwardedConnection {
         }
         const request = this.inFlight[0];
         if (!request) {
-          // Bytes nobody asked for (an upstream's 408 on an idle connection, say): passed on, then the connection ends.
-          this.writeClient(data);
+          // Bytes nobody asked for: a front proxy could pair them with its next request. Dropped; the connection ends.
+          this.logger.warn(`site ${this.ctx.domain}: the upstream sent bytes no request asked for; connection closed`);
+          this.writeClient(data.subarray(0, from));
           this.endClient();
           return;
         }
-        const head = parseResponseHead(data, from);
+        const head = parseResponseHead(data, from, from === 0 ? this.pendingResponseScanned : 0);
         if (!head) {
-          this.responsePending = data.subarray(from);
-          data = data.subarray(0, from);
+          this.pendingResponseScanned = data.length - from;
           break;
         }
-        from += head.length;
-        this.responseStarted = true;
-        if (head.status === 101 && request.upgrade) {
+        this.pendingResponseScanned = 0;
+        if (head.status === 101) {
+          if (!request.upgrade) throw new HttpMessageError(502, 'a 101 answer to a request that asked for no upgrade');
           this.writeClient(data);
+          this.responsePending.clear();
           this.inFlight.shift();
           this.startTunnel();
           return;
         }
-        if (head.status < 200) continue; // 100 Continue and other interim answers precede the final one.
+        if (head.status < 200) {
+          from += head.length; // 100 Continue and other interim answers precede the final one
+          this.responseStarted = true;
+          continue;
+        }
         const framing = responseFraming(head, request.method);
+        from += head.length;
+        this.responseStarted = true;
         if (request.upgrade) {
           // Upgrade declined: the client's next bytes are requests again (with their own X-Forwarded-*).
           request.upgrade = false;
@@ -357,13 +416,17 @@ export class ForwardedConnection {
       this.logger.warn(`site ${this.ctx.domain}: ${err.message}`);
       if (this.responseStarted) this.destroy();
       else {
-        if (from > 0) this.writeClient(data.subarray(0, from));
+        this.writeClient(data.subarray(0, from));
         this.finishWith(502, err.message);
       }
       return;
     }
-    if (data.length > 0) this.writeClient(data);
+    // Whole messages and body bytes go on now; an incomplete head waits for the rest.
+    this.writeClient(data.subarray(0, from));
+    this.responsePending.consume(from);
   };
+  /** How much of an incomplete response head in `responsePending` was searched already. */
+  private pendingResponseScanned = 0;
 
   private responseDone(): void {
     this.inFlight.shift();
@@ -373,7 +436,10 @@ export class ForwardedConnection {
       const then = this.whenIdle;
       this.whenIdle = undefined;
       setImmediate(then);
-    } else if (this.inFlight.length === MAX_PIPELINE - 1) this.updateFlow();
+    } else if (this.inFlight.length === MAX_PIPELINE - 1 && !this.holding) {
+      // Room in the pipeline again: requests already received go on.
+      setImmediate(() => this.resumeRequests());
+    }
   }
 
   /**
@@ -389,6 +455,7 @@ export class ForwardedConnection {
     }
     if (this.responseBody?.closeDelimited && !err) {
       // That response ends here; requests pipelined behind it go unanswered (the client retries them).
+      this.writeClient(this.responsePending.view());
       this.endClient();
     } else if (this.inFlight.length === 0) {
       this.endClient(); // an idle keep-alive connection the upstream closed: the client's closes alike
@@ -404,40 +471,47 @@ export class ForwardedConnection {
   }
 
   private endClient(): void {
-    this.upstream.destroy();
+    this.upstream?.destroy();
     this.client.end();
     this.linger();
   }
 
   /** After a 101: both ways are raw bytes from here on. */
   private startTunnel(): void {
+    const upstream = this.upstream as Socket;
     this.tunnel = true;
     this.holding = false;
-    this.upstream.setTimeout(0);
-    this.upstream.removeListener('data', this.onUpstreamData);
-    this.upstream.removeListener('end', this.onUpstreamEnd);
+    clearTimeout(this.idleTimer);
+    upstream.removeListener('data', this.onUpstreamData);
+    upstream.removeListener('end', this.onUpstreamEnd);
     this.client.removeListener('data', this.onClientData);
     this.client.removeListener('end', this.onClientEnd);
     this.client.removeListener('drain', this.onClientDrain);
-    if (this.pending.length > 0) this.upstream.write(this.pending);
-    this.pending = EMPTY;
-    this.upstream.pipe(this.client);
-    if (this.clientEnded) this.upstream.end();
-    else this.client.pipe(this.upstream);
-    this.upstream.resume();
+    if (this.pending.length > 0) upstream.write(this.pending.view());
+    this.pending.clear();
+    upstream.pipe(this.client);
+    if (this.clientEnded) upstream.end();
+    else this.client.pipe(upstream);
+    upstream.resume();
   }
 
   private handOver(): void {
     if (this.done) return;
     this.done = true;
+    clearTimeout(this.idleTimer);
     this.client.removeListener('data', this.onClientData);
     this.client.removeListener('end', this.onClientEnd);
     this.client.removeListener('close', this.onClientClose);
     this.client.removeListener('drain', this.onClientDrain);
+    this.upstream?.destroy();
+    const held = Buffer.from(this.pending.view());
+    this.pending.clear();
+    if (this.clientEnded) {
+      this.hooks.handOver(new ReplayedInput(this.client, held), this.ctx);
+      return;
+    }
     this.client.pause();
-    if (this.pending.length > 0) this.client.unshift(this.pending);
-    this.pending = EMPTY;
-    this.upstream.destroy();
+    if (held.length > 0) this.client.unshift(held);
     this.hooks.handOver(this.client, this.ctx);
     // node:http reads the socket's handle directly; what was unshifted flows only once the stream is resumed.
     this.client.resume();
@@ -452,13 +526,14 @@ export class ForwardedConnection {
     else this.whenIdle = then;
   }
 
-  private writeUpstream(data: Buffer | string, encoding?: BufferEncoding): void {
-    const ok = typeof data === 'string' ? this.upstream.write(data, encoding ?? 'latin1') : this.upstream.write(data);
+  private writeUpstream(data: Buffer | string): void {
+    const upstream = this.upstream ?? this.connectUpstream();
+    const ok = typeof data === 'string' ? upstream.write(data, 'latin1') : upstream.write(data);
     if (!ok) this.upstreamFull = true;
   }
 
   private writeClient(data: Buffer): void {
-    if (!this.client.write(data)) this.upstream.pause();
+    if (data.length > 0 && !this.client.write(data)) this.upstream?.pause();
   }
 
   /** Reads the client only while its bytes can go somewhere. */
@@ -470,7 +545,8 @@ export class ForwardedConnection {
 
   private destroy(): void {
     this.done = true;
-    this.upstream.destroy();
+    clearTimeout(this.idleTimer);
+    this.upstream?.destroy();
     this.client.destroy();
   }
 }
@@ -478,6 +554,7 @@ export class ForwardedConnection {
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   405: 'Method Not Allowed',
+  421: 'Misdirected Request',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
 };

@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '../common/logger.js';
 import type { Http } from '../hub/rules.js';
+import { normalizeDomain } from '../hub/sites.js';
 
 /** Who a stream from the hub is for: the site (domain the hub routed by), the client, and the scheme it used. */
 export interface StreamContext {
@@ -32,6 +33,26 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+/**
+ * Client-supplied fields an upstream may read as what a proxy vouches for: dropped, so only ours arrive. Underscore
+ * spellings too: CGI-style servers map `X_Forwarded_For` to the same variable as `X-Forwarded-For`.
+ */
+export const FORWARDING_FIELDS = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
+
+/**
+ * The hub routes a connection by its first request: a later one naming another site would reach this one's upstream
+ * without that site's password or firewall (RFC 9110 §15.5.20: 421). A request without Host (HTTP/1.0) is this site's.
+ */
+export function misdirected(host: string | undefined, ctx: StreamContext): boolean {
+  return host !== undefined && normalizeDomain(host) !== normalizeDomain(ctx.domain);
+}
 
 interface Upstream {
   secure: boolean;
@@ -70,6 +91,8 @@ export function forwardHeaders(
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || connectionTokens.has(name)) continue;
+    // The client's own Forwarded / X-Real-IP / X-Forwarded-* (any spelling) would pass for ours.
+    if (FORWARDING_FIELDS.has(name.replaceAll('_', '-'))) continue;
     headers[name] = value;
   }
   const host = req.headers.host ?? ctx.domain;
@@ -134,6 +157,10 @@ export class SiteProxy {
       simple(res, 404, `No site ${ctx?.domain ?? ''} on this connector.`);
       return;
     }
+    if (misdirected(req.headers.host, ctx)) {
+      simple(res, 421, `This connection is for ${ctx.domain}.`, { connection: 'close' });
+      return;
+    }
     if (this.before(req, res, site, ctx)) return;
     const upstream = upstreamOf(site);
     if (!upstream) {
@@ -177,6 +204,10 @@ export class SiteProxy {
     const upstream = site ? upstreamOf(site) : undefined;
     if (!ctx || !site || !upstream) {
       socket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    if (misdirected(req.headers.host, ctx)) {
+      socket.end('HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     const headers = forwardHeaders(req, site, ctx);

@@ -18,6 +18,8 @@ const DIAL_TIMEOUT = 10_000;
 const ACME_CHALLENGE = '/.well-known/acme-challenge/';
 /** PORTHOLE_SITE_FORWARDER=0 serves every site through node:http (to compare, or to rule the fast path out). */
 const FORWARDER = process.env.PORTHOLE_SITE_FORWARDER !== '0';
+/** Forwarded connections per site; more go to node:http, whose agent keeps at most 256 upstream connections. */
+const MAX_FORWARDED = 256;
 
 /**
  * The connector's side of HTTP/HTTPS sites: streams of kind `http` (plain HTTP the hub routed by Host) and
@@ -28,6 +30,8 @@ export class SiteStreams {
   readonly proxy: SiteProxy;
   readonly certificates: SiteCertificates;
   private readonly forwarderHooks: ForwarderHooks;
+  /** Live forwarded connections per site (each holds at most one upstream connection). */
+  private readonly forwarded = new Map<string, number>();
 
   constructor(
     private readonly sites: () => Http[],
@@ -59,7 +63,16 @@ export class SiteStreams {
    * (static files, redirects, auth, a removed site's 404) on node:http.
    */
   private serveHttp(stream: Duplex, site: Http | undefined, ctx: StreamContext): void {
-    if (FORWARDER && site && isForwardable(site, ctx.proto)) {
+    const domain = ctx.domain.toLowerCase();
+    const forwarded = this.forwarded.get(domain) ?? 0;
+    if (FORWARDER && site && isForwardable(site, ctx.proto) && forwarded < MAX_FORWARDED) {
+      // Each forwarded connection may hold an upstream connection: past the cap, node:http's pooled agent serves.
+      this.forwarded.set(domain, forwarded + 1);
+      stream.once('close', () => {
+        const n = (this.forwarded.get(domain) ?? 1) - 1;
+        if (n > 0) this.forwarded.set(domain, n);
+        else this.forwarded.delete(domain);
+      });
       new ForwardedConnection(stream, ctx, site, this.forwarderHooks, this.logger);
     } else this.proxy.serve(stream, ctx);
   }

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import {
   type ConnectorProcess,
@@ -30,6 +31,8 @@ interface Origin {
   port: number;
   /** Requests the origin has seen, in order: "METHOD url". */
   seen: string[];
+  /** TCP connections the origin has accepted. */
+  connections: () => number;
 }
 
 /**
@@ -63,9 +66,11 @@ async function startOrigin(): Promise<Origin> {
     });
   });
   server.keepAliveTimeout = 30_000;
+  let connections = 0;
+  server.on('connection', () => connections++);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as { port: number }).port, seen };
+  return { server, port: (server.address() as { port: number }).port, seen, connections: () => connections };
 }
 
 interface RawResponse {
@@ -141,6 +146,39 @@ function headers(r: RawResponse): Array<[string, string]> {
   return out;
 }
 
+/**
+ * A hand-written upstream for what node:http would never send: by request path, two responses to one request, a 101
+ * nobody asked for, Content-Length with Transfer-Encoding, an answer saying whether our FIN came first, or nothing
+ * at all (counting the request heads it gets).
+ */
+async function startRawOrigin(): Promise<TestServer & { heads: () => number }> {
+  let heads = 0;
+  const server = await tcpServer((s) => {
+    s.on('error', () => {});
+    let text = '';
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      for (let end = text.indexOf('\r\n\r\n'); end >= 0; end = text.indexOf('\r\n\r\n')) {
+        const path = / (\S+) HTTP/.exec(text.slice(0, end))?.[1] ?? '';
+        text = text.slice(end + 4);
+        heads++;
+        if (path === '/two')
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL');
+        else if (path === '/switch') s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nraw bytes');
+        else if (path === '/both')
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+        else if (path === '/fin-check') {
+          setTimeout(() => {
+            const body = s.readableEnded ? 'ended' : 'open';
+            s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+          }, 300);
+        }
+      }
+    });
+  });
+  return Object.assign(server, { heads: () => heads });
+}
+
 describe('hub + connector: the site forwarder (plain proxy sites)', () => {
   let hub: HubProcess;
   let dir: string;
@@ -149,6 +187,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
   let garbage: TestServer;
   let httpsOrigin: Server;
   let closing: TestServer;
+  let raw: TestServer & { heads: () => number };
 
   const open = async (): Promise<{ socket: Socket; responses: ResponseReader }> => {
     const socket = await connectTcp(hub.httpPort);
@@ -189,6 +228,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
         else s.destroy();
       });
     });
+    raw = await startRawOrigin();
     connector = await startConnector(await configureConnector(hub, 'forwarder', dir));
     const closedPort = await freePort();
     const r = await client(connector, 'POST', '/traffic/create', {
@@ -198,6 +238,10 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
         { domain: 'down.test', destination: '127.0.0.1', port: closedPort },
         { domain: 'garbage.test', destination: '127.0.0.1', port: garbage.port },
         { domain: 'closing.test', destination: '127.0.0.1', port: closing.port },
+        { domain: 'raw.test', destination: '127.0.0.1', port: raw.port },
+        { domain: 'redirect.test', destination: '127.0.0.1', port: origin.port, redirect: true },
+        { domain: 'secure.test', destination: '127.0.0.1', port: origin.port, secure: true },
+        { domain: 'secure-down.test', destination: '127.0.0.1', port: closedPort, secure: true },
         {
           domain: 'tls-up.test',
           upstreamURL: `https://127.0.0.1:${httpsPort}/base`,
@@ -224,6 +268,7 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     httpsOrigin?.close();
     await garbage?.close();
     await closing?.close();
+    await raw?.close();
     if (dir) removeDir(dir);
     if (hub) removeDir(hub.stateDir);
   });
@@ -233,7 +278,8 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     socket.write(
       'GET /headers HTTP/1.1\r\nHost: fwd.test\r\nX-Custom-Case: kept\r\nConnection: keep-alive, X-Secret\r\n' +
         'X-Secret: hidden\r\nProxy-Authorization: Basic eDp5\r\nX-Forwarded-For: 203.0.113.9\r\n' +
-        'X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: spoofed.example\r\n\r\n',
+        'X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: spoofed.example\r\nX_Forwarded_For: 198.51.100.1\r\n' +
+        'Forwarded: for=198.51.100.2\r\nX-Real-IP: 198.51.100.3\r\n\r\n',
     );
     const fields = headers(await responses.next());
     const value = (name: string) => fields.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
@@ -248,6 +294,10 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     assert.deepEqual(value('x-forwarded-for'), ['203.0.113.9, 127.0.0.1']);
     assert.deepEqual(value('x-forwarded-proto'), ['http']);
     assert.deepEqual(value('x-forwarded-host'), ['fwd.test']);
+    // The client's own forwarding fields, in any spelling, do not pass for ours.
+    assert.deepEqual(value('x_forwarded_for'), []);
+    assert.deepEqual(value('forwarded'), []);
+    assert.deepEqual(value('x-real-ip'), []);
     socket.destroy();
   });
 
@@ -400,6 +450,86 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     strict.socket.destroy();
   });
 
+  test('a later request on a connection may not name another site: 421, on the forwarder and on node:http', async () => {
+    const fwd = await open();
+    fwd.socket.write(
+      'GET /headers HTTP/1.1\r\nHost: fwd.test\r\n\r\nGET /headers?other HTTP/1.1\r\nHost: change.test\r\n\r\n',
+    );
+    assert.equal((await fwd.responses.next()).status, 200);
+    assert.equal((await fwd.responses.next()).status, 421);
+    await fwd.responses.closed();
+    // redirect.test is served by node:http (it redirects plain HTTP): the same rule there.
+    const full = await open();
+    full.socket.write(
+      'GET / HTTP/1.1\r\nHost: redirect.test\r\n\r\nGET /headers?other HTTP/1.1\r\nHost: fwd.test:80\r\n\r\n',
+    );
+    assert.equal((await full.responses.next()).status, 301);
+    assert.equal((await full.responses.next()).status, 421);
+    full.socket.destroy();
+    assert.equal(origin.seen.filter((r) => r.includes('?other')).length, 0);
+  });
+
+  test('requests that are not a path are refused; an absolute-form target becomes a path', async () => {
+    const { socket, responses } = await open();
+    socket.write(
+      'GET http://fwd.test?q=1 HTTP/1.1\r\nHost: fwd.test\r\n\r\nGET admin HTTP/1.1\r\nHost: fwd.test\r\n\r\n',
+    );
+    assert.equal(JSON.parse((await responses.next()).body.toString()).url, '/?q=1');
+    assert.equal((await responses.next()).status, 400);
+    await responses.closed();
+  });
+
+  test('at most 64 requests are in flight on one connection, however many arrive at once', async () => {
+    const { socket } = await open();
+    const before = raw.heads();
+    socket.write('GET /sink HTTP/1.1\r\nHost: raw.test\r\n\r\n'.repeat(200));
+    await until(() => raw.heads() - before >= 64, 'the first 64 requests upstream');
+    await sleep(300);
+    assert.equal(raw.heads() - before, 64);
+    socket.destroy();
+  });
+
+  test('a misbehaving upstream: extra responses are dropped, a 101 nobody asked for and Content-Length with chunked are 502s', async () => {
+    const two = await open();
+    two.socket.write('GET /two HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+    assert.equal((await two.responses.next()).body.toString(), 'ok');
+    assert.equal((await two.responses.closed()).length, 0, 'the unsolicited response is not passed on');
+    for (const path of ['/switch', '/both']) {
+      const { socket, responses } = await open();
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: raw.test\r\n\r\n`);
+      assert.equal((await responses.next()).status, 502, path);
+      assert.equal((await responses.closed()).length, 0, path);
+    }
+  });
+
+  test("the client's FIN reaches the upstream only after the answer (as node:http does)", async () => {
+    const { socket, responses } = await open();
+    socket.end('GET /fin-check HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+    assert.equal((await responses.next()).body.toString(), 'open');
+    await responses.closed();
+  });
+
+  test('HTTPS sites: no upstream connection before a request; an upstream that is down still answers 502', async () => {
+    const tlsOpen = async (servername: string) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: hub.httpsPort, servername, rejectUnauthorized: false });
+      socket.on('error', () => {});
+      await once(socket, 'secureConnect');
+      return { socket, responses: new ResponseReader(socket as unknown as Socket) };
+    };
+    const before = origin.connections();
+    const idle = await tlsOpen('secure.test');
+    await sleep(500);
+    assert.equal(origin.connections(), before, 'a connection with no request opened none upstream');
+    idle.socket.write('GET /headers HTTP/1.1\r\nHost: secure.test\r\n\r\n');
+    assert.equal(JSON.parse((await idle.responses.next()).body.toString()).url, '/headers');
+    idle.socket.destroy();
+    const down = await tlsOpen('secure-down.test');
+    await sleep(300); // the old eager connect had failed by now and closed the client without an answer
+    down.socket.write('GET / HTTP/1.1\r\nHost: secure-down.test\r\n\r\n');
+    assert.equal((await down.responses.next()).status, 502);
+    down.socket.destroy();
+  });
+
   test('a site that stops being a plain proxy applies to connections already open, between their requests', async () => {
     const { socket, responses } = await open();
     socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
@@ -414,5 +544,22 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     assert.match(moved.head, /\r\nlocation: https:\/\/moved\.example\//i);
     assert.equal(origin.seen.filter((s) => s.includes('/headers?second')).length, 0);
     socket.destroy();
+  });
+
+  test('a connection handed to node:http after the client half-closed still gets its answer', async () => {
+    const r0 = await client(connector, 'POST', '/traffic/update', {
+      https: [{ domain: 'change.test', destination: '127.0.0.1', port: origin.port }],
+    });
+    assert.equal(r0.status, 200, JSON.stringify(r0.body));
+    const { socket, responses } = await open();
+    socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
+    assert.equal((await responses.next()).status, 200);
+    const r = await client(connector, 'POST', '/traffic/update', {
+      https: [{ domain: 'change.test', redirectURL: 'https://moved.example/' }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    socket.end('GET /headers?after-fin HTTP/1.1\r\nHost: change.test\r\n\r\n');
+    assert.equal((await responses.next()).status, 302);
+    await responses.closed();
   });
 });

@@ -101,6 +101,11 @@ describe('site traffic is counted at the connector and in the hub bandwidth', { 
     tunnelId = data.tunnelId;
     connector = await startConnector(config);
     await until(async () => (await getPlain(hub, 'plain.test', '/').catch(() => 0)) === BODY, 'plain.test routed');
+    // A connection counts its bytes when it closes, which may come a little after its response (the client's FIN).
+    await until(
+      async () => (await client(connector as ConnectorProcess, 'GET', '/info')).body.traffic.bytesOut >= BODY,
+      'the routing probe counted',
+    );
   });
 
   after(async () => {
