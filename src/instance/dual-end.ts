@@ -173,6 +173,7 @@ export class Ingress {
       relay.startDown();
       if (sniffing === undefined) {
         relay.startUp();
+        this.logNative(relay, remote);
         return;
       }
       const { verdict, head, ended } = await sniffing;
@@ -182,7 +183,12 @@ export class Ingress {
         return;
       }
       relay.startUp(head, ended);
+      this.logNative(relay, remote);
     });
+  }
+
+  private logNative(relay: Relay, remote: string): void {
+    if (relay.native) this.options.logger.debug(`TCP ${remote} relayed natively (splice)`);
   }
 
   private onDatagram(msg: Buffer, address: string, port: number): void {
@@ -321,6 +327,7 @@ export class Egress {
     }
     relay.startDown();
     relay.startUp();
+    if (relay.native) this.options.logger.debug(`TCP ${remote} relayed natively (splice)`);
   }
 
   private async udp(id: string): Promise<void> {
