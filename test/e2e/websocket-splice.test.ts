@@ -1,0 +1,377 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { loadSpliceAddon, spliceUnavailableReason } from '../../src/tunnel/splice-relay.js';
+import { connectTcp, freePort, sleep } from '../helpers/net.js';
+import { HandWebSocketPool, nodepassHandshake, webSocketFrame } from '../helpers/nodepass-peer.js';
+import { type PortholeProcess, spawnPorthole } from '../helpers/porthole.js';
+
+// Type 2 (WebSocket) pools with tls=0 relayed by the native splice addon, which then parses and writes the WebSocket
+// frames itself (native/splice-relay, docs/splice-relay.md): real `porthole` processes on loopback, real bytes, the
+// native path asserted active (its debug line) or off (PORTHOLE_SPLICE=0). A hand-spoken NodePass-style client covers
+// what porthole never sends: random masking keys, fragmented messages, pings, garbage, a peer vanishing mid-frame.
+
+const FAST = { NP_REPORT_INTERVAL: '500ms', NP_SERVICE_COOLDOWN: '300ms' };
+const KEY = 'wsnative';
+const NATIVE = /relayed natively \(splice\)/;
+const OFF = { PORTHOLE_SPLICE: '0' };
+
+const expectAddon = process.platform === 'linux' && process.env.PORTHOLE_SKIP_NATIVE !== '1';
+const skip = loadSpliceAddon() !== undefined ? false : `splice addon not available: ${spliceUnavailableReason()}`;
+if (expectAddon) assert.equal(skip, false, 'the splice addon must be built here (npm run build:native)');
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Bounds a promise in time, saying what did not happen. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms}ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A target that reads a whole upload, and only after the user's FIN answers with the upload's sha256 (64 hex + '\n')
+ * and then `download` bytes, and ends: every answer byte crosses the tunnel after the up direction was half-closed.
+ */
+interface BulkTarget {
+  port: number;
+  /** What each connection received, in order of their FINs. */
+  received: Buffer[];
+  /** Connections that closed (after FIN or reset). */
+  closed: number;
+  sockets: Set<Socket>;
+  close(): Promise<void>;
+}
+
+async function bulkTarget(download: Buffer): Promise<BulkTarget> {
+  const target: BulkTarget = {
+    port: 0,
+    received: [],
+    closed: 0,
+    sockets: new Set(),
+    close: async () => {},
+  };
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+    target.sockets.add(socket);
+    socket.on('error', () => {});
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => {
+      const all = Buffer.concat(chunks);
+      target.received.push(all);
+      socket.write(`${sha(all)}\n`);
+      socket.end(download);
+    });
+    socket.on('close', () => {
+      target.closed += 1;
+      target.sockets.delete(socket);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  target.port = (server.address() as { port: number }).port;
+  target.close = async () => {
+    for (const s of target.sockets) s.destroy();
+    server.close();
+    await once(server, 'close');
+  };
+  return target;
+}
+
+/** Uploads `payload`, half-closes, and reads the answer until the tunnel closes the connection. */
+async function roundTrip(port: number, payload: Buffer, ms = 60_000): Promise<Buffer> {
+  const socket = await connectTcp(port);
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.end(payload);
+  try {
+    await within(once(socket, 'close'), ms, 'the answer');
+  } finally {
+    socket.destroy();
+  }
+  return Buffer.concat(chunks);
+}
+
+interface Tunnel {
+  server: PortholeProcess;
+  client: PortholeProcess;
+  /** Where users connect: the client is the ingress, the server dials the target. */
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** server://…?mode=2&type=2&tls=0 dialing `targetPort`, client:// as the ingress; each with its own environment. */
+async function wsTunnel(
+  targetPort: number,
+  serverEnv: Record<string, string> = {},
+  clientEnv: Record<string, string> = {},
+): Promise<Tunnel> {
+  const tunnelPort = await freePort();
+  const userPort = await freePort();
+  const server = spawnPorthole(
+    [`server://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${targetPort}?mode=2&type=2&tls=0&log=debug`],
+    { ...FAST, ...serverEnv },
+  );
+  await server.ready;
+  const client = spawnPorthole(
+    [`client://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${userPort}?mode=2&min=4&log=debug`],
+    {
+      ...FAST,
+      ...clientEnv,
+    },
+  );
+  const stop = async () => {
+    const codes = await Promise.all([client.stop(), server.stop()]);
+    assert.deepEqual(codes, [0, 0], 'both processes exit 0 on SIGTERM');
+  };
+  try {
+    await Promise.all([server.waitFor(/Tunnel ready/, 10_000), client.waitFor(/Tunnel ready/, 10_000)]);
+  } catch (err) {
+    await Promise.all([client.stop(), server.stop()]);
+    throw err;
+  }
+  return { server, client, port: userPort, stop };
+}
+
+/** Waits for the process's counters to reach `bytes` (rx + tx), the native counters flush once a second. */
+async function countersReach(p: PortholeProcess, bytes: number): Promise<void> {
+  const total = () => {
+    const last = p.stats.at(-1);
+    return last === undefined ? 0 : last.tcprx + last.tcptx;
+  };
+  const deadline = Date.now() + 5000;
+  while (total() < bytes && Date.now() < deadline) await sleep(100);
+  assert.ok(total() >= bytes, `counters ${total()} < ${bytes}`);
+}
+
+describe('WebSocket pool (type 2, tls=0) carried by the native relay', { skip }, () => {
+  const download = randomBytes(24 * 1024 * 1024);
+  let target: BulkTarget;
+  before(async () => {
+    target = await bulkTarget(download);
+  });
+  after(async () => {
+    await target.close();
+  });
+
+  const expected = (upload: Buffer) => Buffer.concat([Buffer.from(`${sha(upload)}\n`), download]);
+
+  test('both ends native: 48 MiB up, then 24 MiB down after the half-close, sha256-equal; counters count it', async () => {
+    const tunnel = await wsTunnel(target.port);
+    try {
+      const upload = randomBytes(48 * 1024 * 1024);
+      const answer = await roundTrip(tunnel.port, upload);
+      assert.equal(answer.length, 65 + download.length);
+      assert.equal(sha(answer), sha(expected(upload)));
+      assert.match(tunnel.client.output(), NATIVE, 'the ingress (WebSocket client) relays natively');
+      assert.match(tunnel.server.output(), NATIVE, 'the egress (WebSocket server) relays natively');
+      await countersReach(tunnel.client, upload.length + download.length);
+      await countersReach(tunnel.server, upload.length + download.length);
+      // Several sessions in a row on fresh members, and a small one (a single frame each way).
+      for (const size of [1, 1000, 300_000]) {
+        const small = randomBytes(size);
+        assert.equal(sha(await roundTrip(tunnel.port, small)), sha(expected(small)));
+      }
+    } finally {
+      await tunnel.stop();
+    }
+  });
+
+  test('a native end interoperates with the JS (ws) end either way round: random masking keys, zero keys', async () => {
+    // Server native, client on ws: the client masks with random keys, which the addon unmasks in C.
+    // Server on ws, client native: the addon masks with the zero key, which ws accepts as any key.
+    for (const [serverEnv, clientEnv, nativeSide] of [
+      [{}, OFF, 'server'],
+      [OFF, {}, 'client'],
+    ] as const) {
+      const tunnel = await wsTunnel(target.port, serverEnv, clientEnv);
+      try {
+        const upload = randomBytes(16 * 1024 * 1024);
+        assert.equal(sha(await roundTrip(tunnel.port, upload)), sha(expected(upload)));
+        const [native, js] = nativeSide === 'server' ? [tunnel.server, tunnel.client] : [tunnel.client, tunnel.server];
+        assert.match(native.output(), NATIVE, `${nativeSide} relays natively`);
+        assert.doesNotMatch(js.output(), NATIVE, 'PORTHOLE_SPLICE=0 keeps the other end on ws');
+      } finally {
+        await tunnel.stop();
+      }
+    }
+  });
+
+  test('PORTHOLE_SPLICE=0 on both ends: the JS path carries the same bytes', async () => {
+    const tunnel = await wsTunnel(target.port, OFF, OFF);
+    try {
+      const upload = randomBytes(8 * 1024 * 1024);
+      assert.equal(sha(await roundTrip(tunnel.port, upload)), sha(expected(upload)));
+      assert.doesNotMatch(tunnel.client.output() + tunnel.server.output(), NATIVE);
+    } finally {
+      await tunnel.stop();
+    }
+  });
+});
+
+describe('the native WebSocket relay against a hand-spoken NodePass-style client', { skip }, () => {
+  let server: PortholeProcess;
+  let pool: HandWebSocketPool;
+  let echoed: { port: number; sockets: Set<Socket>; connections: Promise<void>[]; close(): Promise<void> };
+
+  before(async () => {
+    // The egress target: echoes, passes the FIN on, and records when each connection is closed.
+    const sockets = new Set<Socket>();
+    const connections: Promise<void>[] = []; // one per target connection, settled when it closes
+    const echo = createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      connections.push(once(socket, 'close').then(() => {}));
+      socket.pipe(socket);
+    });
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    echoed = {
+      port: (echo.address() as { port: number }).port,
+      sockets,
+      connections,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        echo.close();
+        await once(echo, 'close');
+      },
+    };
+    const tunnelPort = await freePort();
+    server = spawnPorthole(
+      [`server://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${echoed.port}?mode=2&type=2&tls=0&log=debug`],
+      FAST,
+    );
+    await server.ready;
+    assert.equal((await nodepassHandshake(tunnelPort, KEY)).status, 200);
+    pool = await HandWebSocketPool.open(tunnelPort, KEY);
+    await server.waitFor(/Tunnel ready/, 10_000);
+  });
+  after(async () => {
+    pool?.close();
+    const code = await server?.stop();
+    await echoed?.close();
+    assert.equal(code, 0);
+  });
+
+  /** A pool member with a session signalled on it: the server has dialled the echo target for it. */
+  async function session() {
+    const member = await pool.member();
+    const sessionsBefore = echoed.connections.length;
+    pool.send({ action: 'tcp', remote: '127.0.0.1:40000', id: member.id });
+    const deadline = Date.now() + 5000;
+    while (echoed.connections.length === sessionsBefore && Date.now() < deadline) await sleep(10);
+    assert.equal(echoed.connections.length, sessionsBefore + 1, 'the server dialled the target');
+    return { ...member, targetClosed: echoed.connections.at(-1) as Promise<void> };
+  }
+
+  /** The server is still serving: a fresh session echoes a message. */
+  async function stillServes(): Promise<void> {
+    const { socket, reader } = await session();
+    socket.write(webSocketFrame(0x2, Buffer.from('still there'), { mask: randomBytes(4) }));
+    await reader.until(() => reader.data().toString() === 'still there', 5000, 'the echo');
+    socket.destroy();
+  }
+
+  test('masked frames with random keys, fragmented messages, headers split across writes, a ping: echoed intact', async () => {
+    const { socket, reader } = await session();
+    const sent: Buffer[] = [];
+    // Sizes that take each length encoding (7-bit, 16-bit, 64-bit), each frame with its own random key.
+    for (const size of [1, 125, 126, 65535, 65536, 1_000_000]) {
+      const payload = randomBytes(size);
+      sent.push(payload);
+      socket.write(webSocketFrame(0x2, payload, { mask: randomBytes(4) }));
+    }
+    // A message in three fragments (binary, continuation, continuation + FIN), with a ping between two of them.
+    const parts = [randomBytes(3000), randomBytes(70_000), randomBytes(7)];
+    sent.push(...parts);
+    socket.write(webSocketFrame(0x2, parts[0] as Buffer, { mask: randomBytes(4), fin: false }));
+    socket.write(webSocketFrame(0x9, Buffer.from('are you there'), { mask: randomBytes(4) }));
+    socket.write(webSocketFrame(0x0, parts[1] as Buffer, { mask: randomBytes(4), fin: false }));
+    socket.write(webSocketFrame(0x0, parts[2] as Buffer, { mask: randomBytes(4) }));
+    // One frame written a byte at a time for its header and a few bytes of payload: partial reads in the addon.
+    const slow = randomBytes(300);
+    sent.push(slow);
+    const frame = webSocketFrame(0x2, slow, { mask: randomBytes(4) });
+    for (let i = 0; i < 12; i++) {
+      socket.write(frame.subarray(i, i + 1));
+      await sleep(5);
+    }
+    socket.write(frame.subarray(12));
+    const all = Buffer.concat(sent);
+    await reader.until(() => reader.data().length >= all.length, 20_000, 'the echo of everything');
+    assert.equal(sha(reader.data()), sha(all));
+    // The server's frames: binary and unmasked (RFC 6455 §5.1), and a pong with the ping's payload.
+    const pong = reader.frames.find((f) => f.opcode === 0xa);
+    assert.equal(pong?.payload.toString(), 'are you there');
+    for (const f of reader.frames) {
+      assert.equal(f.mask, undefined, 'server frames are not masked');
+      assert.ok(f.opcode === 0x2 || f.opcode === 0xa, `opcode ${f.opcode}`);
+    }
+    assert.match(server.output(), NATIVE);
+
+    // Half-close: our empty binary message is the FIN; the echo passes it back as an empty message, then the server
+    // closes the WebSocket with 1000 and waits for our Close.
+    socket.write(webSocketFrame(0x2, Buffer.alloc(0), { mask: randomBytes(4) }));
+    await reader.until(() => reader.frames.some((f) => f.opcode === 0x8), 5000, 'the Close frame');
+    const dataFrames = reader.frames.filter((f) => f.opcode === 0x2);
+    assert.equal(dataFrames.at(-1)?.payload.length, 0, 'an empty binary message ends the stream');
+    assert.deepEqual(reader.frames.find((f) => f.opcode === 0x8)?.payload, Buffer.from([0x03, 0xe8]));
+    socket.write(webSocketFrame(0x8, Buffer.from([0x03, 0xe8]), { mask: randomBytes(4) }));
+    await within(once(socket, 'close'), 5000, 'the server closing the socket');
+  });
+
+  test('our Close ends the session: the target gets its FIN and the server answers the Close', async () => {
+    const { socket, reader, targetClosed } = await session();
+    socket.write(webSocketFrame(0x2, Buffer.from('last words'), { mask: randomBytes(4) }));
+    await reader.until(() => reader.data().toString() === 'last words', 5000, 'the echo');
+    socket.write(webSocketFrame(0x8, Buffer.from([0x03, 0xe8]), { mask: randomBytes(4) }));
+    await reader.until(() => reader.frames.some((f) => f.opcode === 0x8), 5000, 'the answering Close');
+    await within(targetClosed, 5000, 'the target connection closing');
+    socket.destroy();
+  });
+
+  for (const [name, frame] of [
+    ['reserved bits set', webSocketFrame(0x2, Buffer.from('x'), { mask: randomBytes(4), rsv: 4 })],
+    ['an unknown opcode', webSocketFrame(0x3, Buffer.from('x'), { mask: randomBytes(4) })],
+    ['a text message', webSocketFrame(0x1, Buffer.from('x'), { mask: randomBytes(4) })],
+    ['an unmasked client frame', webSocketFrame(0x2, Buffer.from('x'))],
+    ['a continuation without a message', webSocketFrame(0x0, Buffer.from('x'), { mask: randomBytes(4) })],
+    ['plain garbage', Buffer.from('GET / HTTP/1.1\r\n\r\n')],
+  ] as const) {
+    test(`${name} ends that session only: the target connection closes, the process serves on`, async () => {
+      const { socket, reader, targetClosed } = await session();
+      // A valid frame first, so the session is running natively when the bad one arrives.
+      socket.write(webSocketFrame(0x2, Buffer.from('ok'), { mask: randomBytes(4) }));
+      await reader.until(() => reader.data().toString() === 'ok', 5000, 'the echo');
+      // Closed by a FIN or a reset (the server drops the connection, as ws's terminate() does).
+      const memberClosed = new Promise((resolve) => socket.once('close', resolve));
+      socket.write(frame);
+      await within(targetClosed, 5000, 'the target connection closing');
+      await within(memberClosed, 5000, 'the member socket closing');
+      await stillServes();
+    });
+  }
+
+  test('a peer that vanishes mid-frame ends that session only', async () => {
+    const { socket, reader, targetClosed } = await session();
+    socket.write(webSocketFrame(0x2, Buffer.from('ok'), { mask: randomBytes(4) }));
+    await reader.until(() => reader.data().toString() === 'ok', 5000, 'the echo');
+    // A header announcing 100 000 bytes, 10 of them, then the connection is gone.
+    socket.write(webSocketFrame(0x2, randomBytes(100_000), { mask: randomBytes(4) }).subarray(0, 4 + 8 + 4 + 10));
+    await sleep(50);
+    socket.destroy();
+    await within(targetClosed, 5000, 'the target connection closing');
+    await stillServes();
+    assert.equal(server.proc.exitCode, null, 'the server runs on');
+  });
+});
