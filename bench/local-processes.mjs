@@ -56,3 +56,18 @@ export async function waitListening(port, limit = 15_000) {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Waits until something listens on 127.0.0.1:`port`, read from /proc/net/tcp without connecting: a probe connection
+ * would reach the target behind a relay, and iperf3's server takes a connection that sends nothing as a failed test.
+ */
+export async function waitBound(port, limit = 15_000) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const until = Date.now() + limit;
+  for (;;) {
+    const rows = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1);
+    if (rows.some((row) => row.trim().split(/\s+/)[3] === '0A' && row.trim().split(/\s+/)[1]?.endsWith(hex))) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, freePort, stopAll, waitListening } from './local-processes.mjs';
+import { cpuSeconds, freePort, stopAll, waitBound } from './local-processes.mjs';
 import { writeSection } from './sections.mjs';
 
 const args = process.argv.slice(2);
@@ -71,9 +71,9 @@ async function tunnel(target, type, env) {
     [CLI, `server://bench@127.0.0.1:${tp}/127.0.0.1:${target}?mode=2&tls=0&type=${type}&log=warn`],
     env,
   );
-  await waitListening(tp);
+  await waitBound(tp);
   const client = start(process.execPath, [CLI, `client://bench@127.0.0.1:${tp}/127.0.0.1:${lp}?mode=2&log=warn`], env);
-  await waitListening(lp);
+  await waitBound(lp);
   return { port: lp, pids: [server.pid, client.pid] };
 }
 
@@ -115,14 +115,14 @@ const PATHS = [
 async function main() {
   const iperfPort = await freePort();
   start('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)]);
-  await waitListening(iperfPort);
+  await waitBound(iperfPort);
   const chainB = await freePort();
   const chainA = await freePort();
   const opts = 'bind=127.0.0.1,reuseaddr,fork,backlog=511';
   start('socat', [`TCP-LISTEN:${chainB},${opts}`, `TCP:127.0.0.1:${iperfPort}`]);
   start('socat', [`TCP-LISTEN:${chainA},${opts}`, `TCP:127.0.0.1:${chainB}`]);
-  await waitListening(chainB);
-  await waitListening(chainA);
+  await waitBound(chainB);
+  await waitBound(chainA);
   const ports = { direct: iperfPort, chain: chainA };
   const pids = {};
   for (const [name, type, env] of [
@@ -134,7 +134,14 @@ async function main() {
     ports[name] = t.port;
     pids[name] = t.pids;
   }
-  for (const p of PATHS) await ready(ports[p.name]);
+  for (const p of PATHS) {
+    try {
+      await ready(ports[p.name]);
+    } catch (err) {
+      for (const proc of procs) process.stderr.write(proc.errText());
+      throw new Error(`${p.label}: ${err.message}`);
+    }
+  }
 
   // results[path][dir] = [{ gbps, cpuPerGiB }] per repeat; paths interleaved within a repeat so drift hits all alike.
   const results = Object.fromEntries(PATHS.map((p) => [p.name, { up: [], down: [] }]));
