@@ -173,7 +173,7 @@ export class Ingress {
       relay.startDown();
       if (sniffing === undefined) {
         relay.startUp();
-        this.logNative(relay, remote);
+        logRelayPath(this.options.logger, relay, remote);
         return;
       }
       const { verdict, head, ended } = await sniffing;
@@ -183,12 +183,8 @@ export class Ingress {
         return;
       }
       relay.startUp(head, ended);
-      this.logNative(relay, remote);
+      logRelayPath(this.options.logger, relay, remote);
     });
-  }
-
-  private logNative(relay: Relay, remote: string): void {
-    if (relay.native) this.options.logger.debug(`TCP ${remote} relayed natively (splice)`);
   }
 
   private onDatagram(msg: Buffer, address: string, port: number): void {
@@ -327,7 +323,7 @@ export class Egress {
     }
     relay.startDown();
     relay.startUp();
-    if (relay.native) this.options.logger.debug(`TCP ${remote} relayed natively (splice)`);
+    logRelayPath(this.options.logger, relay, remote);
   }
 
   private async udp(id: string): Promise<void> {
@@ -373,4 +369,10 @@ export class Egress {
 function splitRemote(remote: string): { address: string; port: number } {
   const colon = remote.lastIndexOf(':');
   return { address: remote.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(remote.slice(colon + 1)) };
+}
+
+/** Says at debug level whether a TCP session runs in the native splice relay, or why it stays in JS. */
+function logRelayPath(logger: Logger, relay: Relay, remote: string): void {
+  if (relay.native) logger.debug(`TCP ${remote} relayed natively (splice)`);
+  else if (relay.notNativeReason !== undefined) logger.debug(`TCP ${remote} relayed in JS: ${relay.notNativeReason}`);
 }

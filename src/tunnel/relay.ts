@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isSpliceable, spliceRelay } from './splice-relay.js';
+import { isSpliceable, spliceIneligibility, spliceRelay } from './splice-relay.js';
 import type { Flow } from './traffic.js';
 
 export interface RelayOptions {
@@ -27,6 +27,7 @@ export class Relay {
   private finished = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private nativeSession = false;
+  private notNativeBecause: string | undefined;
 
   constructor(
     readonly user: Duplex,
@@ -65,6 +66,11 @@ export class Relay {
     return this.nativeSession;
   }
 
+  /** Why the session stayed in JS, once startUp has tried the native relay (for a debug log line). */
+  get notNativeReason(): string | undefined {
+    return this.notNativeBecause;
+  }
+
   /**
    * Hands both directions to the splice(2) addon when it is built and the pair is eligible (plain TCP sockets, or a
    * WebSocket pool stream over ws:// whose framing the addon then carries; no rate limit; nothing buffered in JS on
@@ -73,17 +79,25 @@ export class Relay {
    * path. PORTHOLE_SPLICE=0 turns it off.
    */
   private startSplice(head: Buffer | undefined): boolean {
-    if (!isSpliceable(this.user) || !isSpliceable(this.target)) return false;
-    const session = spliceRelay(this.user, this.target, {
+    if (!isSpliceable(this.user) || !isSpliceable(this.target)) {
+      this.notNativeBecause = 'a side is neither a TCP socket nor a ws:// WebSocket';
+      return false;
+    }
+    const options = {
       up: this.options.up,
       down: this.options.down,
       idleTimeout: this.options.idleTimeout,
       ...(head !== undefined && head.length > 0 ? { upHead: head } : {}),
-      onEnd: (error) => {
+      onEnd: (error: Error | undefined) => {
         if (error) this.fail(error);
       },
-    });
-    if (session === undefined) return false;
+    };
+    const why = spliceIneligibility(this.user, this.target, options);
+    const session = why === undefined ? spliceRelay(this.user, this.target, options) : undefined;
+    if (session === undefined) {
+      this.notNativeBecause = why ?? 'the addon could not take the pair';
+      return false;
+    }
     this.nativeSession = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
