@@ -197,7 +197,8 @@ A dual-end tunnel (server mode 2, client mode 2, tls=${TLS}) per pool type, one 
 ${REPEATS} repeats, medians. CPU is user + system time of both porthole processes (from /proc) per GiB moved: on a
 shared machine this is the figure to compare, wall throughput moves with the neighbours' load.
 
-Type 0 with tls=0 hands its pairs to the splice(2) relay (no byte enters user space); WebSocket and HTTP/2 members
+Type 0 with tls=0 hands its pairs to the splice(2) relay (no byte enters user space), and so does WebSocket with
+tls=0: the addon writes and parses the frames and splices the payload (docs/splice-relay.md). wss and HTTP/2 members
 are relayed in JS with every read batched into one writev per loop turn (src/tunnel/relay.ts). HTTP/2 always runs
 over TLS (NodePass forces it), so its cost is mostly TLS: with \`--tls 1\` types 0, 2 and 3 cost about the same per GiB.
 
