@@ -111,21 +111,25 @@ interface Tunnel {
   stop(): Promise<void>;
 }
 
-/** server://…?mode=2&type=2&tls=0 dialing `targetPort`, client:// as the ingress; each with its own environment. */
+/**
+ * server://…?mode=2&type=2&tls=0 dialing `targetPort`, client:// as the ingress; each with its own environment, both
+ * with the URL parameters in `params` (e.g. `&read=1s`).
+ */
 async function wsTunnel(
   targetPort: number,
   serverEnv: Record<string, string> = {},
   clientEnv: Record<string, string> = {},
+  params = '',
 ): Promise<Tunnel> {
   const tunnelPort = await freePort();
   const userPort = await freePort();
   const server = spawnPorthole(
-    [`server://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${targetPort}?mode=2&type=2&tls=0&log=debug`],
+    [`server://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${targetPort}?mode=2&type=2&tls=0&log=debug${params}`],
     { ...FAST, ...serverEnv },
   );
   await server.ready;
   const client = spawnPorthole(
-    [`client://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${userPort}?mode=2&min=4&log=debug`],
+    [`client://${KEY}@127.0.0.1:${tunnelPort}/127.0.0.1:${userPort}?mode=2&min=4&log=debug${params}`],
     {
       ...FAST,
       ...clientEnv,
@@ -230,6 +234,84 @@ describe('WebSocket pool (type 2, tls=0) carried by the native relay', { skip },
       await logged(tunnel.client, /relayed in JS: turned off by PORTHOLE_SPLICE=0/g, 1, 'the ingress stays in JS');
       await logged(tunnel.server, /relayed in JS: turned off by PORTHOLE_SPLICE=0/g, 1, 'the egress stays in JS');
       assert.equal(count(tunnel.client, NATIVE) + count(tunnel.server, NATIVE), 0);
+    } finally {
+      await tunnel.stop();
+    }
+  });
+});
+
+describe('tunnel parameters on the native WebSocket path', { skip }, () => {
+  let echo: Server;
+  let echoPort: number;
+  before(async () => {
+    echo = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    echoPort = (echo.address() as { port: number }).port;
+  });
+  after(async () => {
+    echo.close();
+  });
+
+  /** Sends `text` and resolves with the echo of it. */
+  async function echoOf(socket: Socket, text: string): Promise<string> {
+    let got = '';
+    const onData = (c: Buffer) => {
+      got += c.toString();
+    };
+    socket.on('data', onData);
+    socket.write(text);
+    const deadline = Date.now() + 5000;
+    while (got.length < text.length && Date.now() < deadline) await sleep(10);
+    socket.off('data', onData);
+    return got;
+  }
+
+  test('read=1s: the addon closes an idle session and keeps a busy one', async () => {
+    const tunnel = await wsTunnel(echoPort, {}, {}, '&read=1s');
+    try {
+      const idle = await connectTcp(tunnel.port);
+      idle.on('error', () => {});
+      const busy = await connectTcp(tunnel.port);
+      // The tunnel ends the idle session: its FIN (our socket is half-open, so 'end', not 'close'), or a reset.
+      const idleClosed = new Promise<number>((resolve) => {
+        idle.once('end', () => resolve(Date.now()));
+        idle.once('close', () => resolve(Date.now()));
+      });
+      assert.equal(await echoOf(idle, 'hello'), 'hello');
+      const quietSince = Date.now();
+      // The busy one talks every 300 ms for 2.5 s: well inside the timeout each time.
+      for (let i = 0; i < 8; i++) {
+        assert.equal(await echoOf(busy, `tick ${i}`), `tick ${i}`);
+        await sleep(300);
+      }
+      const closedAt = await within(idleClosed, 5000, 'the idle session closing');
+      assert.ok(closedAt - quietSince >= 900, `closed after ${closedAt - quietSince} ms of silence`);
+      assert.equal(busy.destroyed, false, 'the busy session is still open');
+      assert.equal(await echoOf(busy, 'still here'), 'still here');
+      busy.destroy();
+      await logged(tunnel.client, NATIVE, 2, 'both sessions relayed natively at the ingress');
+    } finally {
+      await tunnel.stop();
+    }
+  });
+
+  test('rate= paces in JS: a rate-limited WebSocket tunnel stays on the JS path and carries the bytes intact', async () => {
+    const tunnel = await wsTunnel(echoPort, {}, {}, '&rate=200');
+    try {
+      const payload = randomBytes(2 * 1024 * 1024);
+      const socket = await connectTcp(tunnel.port);
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.end(payload);
+      await within(once(socket, 'end'), 20_000, 'the echo');
+      assert.equal(sha(Buffer.concat(chunks)), sha(payload));
+      await logged(tunnel.client, /relayed in JS: rate limited/g, 1, 'the ingress says why it stays in JS');
+      assert.equal(count(tunnel.client, NATIVE) + count(tunnel.server, NATIVE), 0);
+      socket.destroy();
     } finally {
       await tunnel.stop();
     }
