@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds, freePort, listen, stopAll, waitListening } from './local-processes.mjs';
 import { writeSection } from './sections.mjs';
 
 const args = process.argv.slice(2);
@@ -30,27 +31,7 @@ const BYTES = Math.round(GIB * 1024 ** 3);
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 // --ab A,B: A/B comparison of two builds (paths to their cli/main.js), interleaved in every repeat.
 const BUILDS = opt('ab', CLI).split(',');
-const CLK_TCK = 100;
 const STEP_LIMIT = 120_000;
-
-function listen(server) {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server.address().port));
-  });
-}
-
-function freePort() {
-  const server = createServer();
-  return listen(server).then((port) => new Promise((resolve) => server.close(() => resolve(port))));
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 function startPorthole(cli, url) {
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
@@ -61,35 +42,6 @@ function startPorthole(cli, url) {
   });
   proc.errText = () => err;
   return proc;
-}
-
-async function stopAll(procs) {
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
-  await Promise.all(
-    procs.map(async (p) => {
-      if (p.exitCode !== null || p.signalCode !== null) return;
-      const timer = setTimeout(() => p.kill('SIGKILL'), 3000);
-      await once(p, 'exit');
-      clearTimeout(timer);
-    }),
-  );
-}
-
-/** Connects to `port` until it accepts (the client's listener is up once its tunnel is). */
-async function waitListening(port, limit = 15_000) {
-  const until = Date.now() + limit;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`127.0.0.1:${port} never listened`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const CHUNK = Buffer.alloc(256 * 1024, 0x5a);
@@ -245,7 +197,8 @@ A dual-end tunnel (server mode 2, client mode 2, tls=${TLS}) per pool type, one 
 ${REPEATS} repeats, medians. CPU is user + system time of both porthole processes (from /proc) per GiB moved: on a
 shared machine this is the figure to compare, wall throughput moves with the neighbours' load.
 
-Type 0 with tls=0 hands its pairs to the splice(2) relay (no byte enters user space); WebSocket and HTTP/2 members
+Type 0 with tls=0 hands its pairs to the splice(2) relay (no byte enters user space), and so does WebSocket with
+tls=0: the addon writes and parses the frames and splices the payload (docs/splice-relay.md). wss and HTTP/2 members
 are relayed in JS with every read batched into one writev per loop turn (src/tunnel/relay.ts). HTTP/2 always runs
 over TLS (NodePass forces it), so its cost is mostly TLS: with \`--tls 1\` types 0, 2 and 3 cost about the same per GiB.
 

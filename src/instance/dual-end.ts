@@ -173,6 +173,7 @@ export class Ingress {
       relay.startDown();
       if (sniffing === undefined) {
         relay.startUp();
+        logRelayPath(this.options.logger, relay, remote);
         return;
       }
       const { verdict, head, ended } = await sniffing;
@@ -182,6 +183,7 @@ export class Ingress {
         return;
       }
       relay.startUp(head, ended);
+      logRelayPath(this.options.logger, relay, remote);
     });
   }
 
@@ -321,6 +323,7 @@ export class Egress {
     }
     relay.startDown();
     relay.startUp();
+    logRelayPath(this.options.logger, relay, remote);
   }
 
   private async udp(id: string): Promise<void> {
@@ -366,4 +369,10 @@ export class Egress {
 function splitRemote(remote: string): { address: string; port: number } {
   const colon = remote.lastIndexOf(':');
   return { address: remote.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(remote.slice(colon + 1)) };
+}
+
+/** Says at debug level whether a TCP session runs in the native splice relay, or why it stays in JS. */
+function logRelayPath(logger: Logger, relay: Relay, remote: string): void {
+  if (relay.native) logger.debug(`TCP ${remote} relayed natively (splice)`);
+  else if (relay.notNativeReason !== undefined) logger.debug(`TCP ${remote} relayed in JS: ${relay.notNativeReason}`);
 }

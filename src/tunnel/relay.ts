@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { spliceRelay } from './splice-relay.js';
+import { isSpliceable, spliceIneligibility, spliceRelay } from './splice-relay.js';
 import type { Flow } from './traffic.js';
 
 export interface RelayOptions {
@@ -26,6 +26,8 @@ export class Relay {
   private firstError: Error | undefined;
   private finished = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  private nativeSession = false;
+  private notNativeBecause: string | undefined;
 
   constructor(
     readonly user: Duplex,
@@ -49,31 +51,54 @@ export class Relay {
    * `userEnded`: the user's 'end' was consumed before the relay took over, so only `head` and a FIN remain to send.
    */
   startUp(head?: Buffer, userEnded = false): void {
+    // The native relay takes the head along (it counts it when delivered), so it is not written here first.
+    if (!userEnded && this.startSplice(head)) return;
     if (head && head.length > 0) {
       this.options.up.count(head.length);
       this.target.write(head);
     }
     if (userEnded) this.target.end();
-    else if (!this.startSplice()) pump(this.user, this.target, this.options.up, this.idleTimer);
+    else pump(this.user, this.target, this.options.up, this.idleTimer);
+  }
+
+  /** Both directions run in the native splice relay (see startSplice). */
+  get native(): boolean {
+    return this.nativeSession;
+  }
+
+  /** Why the session stayed in JS, once startUp has tried the native relay (for a debug log line). */
+  get notNativeReason(): string | undefined {
+    return this.notNativeBecause;
   }
 
   /**
-   * Hands both directions to the splice(2) addon when it is built and the pair is eligible (two plain TCP sockets, no
-   * rate limit, nothing buffered in JS: see splice-relay.ts and docs/splice-relay.md). The addon counts and enforces
-   * the idle timeout itself; when it ends, an error goes through fail() and both sockets are destroyed, so 'close'
-   * and onClose work as in the JS path. PORTHOLE_SPLICE=0 turns it off.
+   * Hands both directions to the splice(2) addon when it is built and the pair is eligible (plain TCP sockets, or a
+   * WebSocket pool stream over ws:// whose framing the addon then carries; no rate limit; nothing buffered in JS on
+   * the sockets: see splice-relay.ts and docs/splice-relay.md). The addon counts and enforces the idle timeout itself;
+   * when it ends, an error goes through fail() and both sides are destroyed, so 'close' and onClose work as in the JS
+   * path. PORTHOLE_SPLICE=0 turns it off.
    */
-  private startSplice(): boolean {
-    if (!(this.user instanceof Socket) || !(this.target instanceof Socket)) return false;
-    const session = spliceRelay(this.user, this.target, {
+  private startSplice(head: Buffer | undefined): boolean {
+    if (!isSpliceable(this.user) || !isSpliceable(this.target)) {
+      this.notNativeBecause = 'a side is neither a TCP socket nor a ws:// WebSocket';
+      return false;
+    }
+    const options = {
       up: this.options.up,
       down: this.options.down,
       idleTimeout: this.options.idleTimeout,
-      onEnd: (error) => {
+      ...(head !== undefined && head.length > 0 ? { upHead: head } : {}),
+      onEnd: (error: Error | undefined) => {
         if (error) this.fail(error);
       },
-    });
-    if (session === undefined) return false;
+    };
+    const why = spliceIneligibility(this.user, this.target, options);
+    const session = why === undefined ? spliceRelay(this.user, this.target, options) : undefined;
+    if (session === undefined) {
+      this.notNativeBecause = why ?? 'the addon could not take the pair';
+      return false;
+    }
+    this.nativeSession = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     return true;

@@ -1,15 +1,37 @@
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Flow } from './traffic.js';
 
 /**
  * Experimental zero-copy relay: hands two plain TCP sockets to the optional native addon (native/splice-relay), which
  * moves their bytes socket → pipe → socket with splice(2) on one epoll thread per process, so relayed bytes are never
- * copied into user space. Without the addon (not built, not Linux, PORTHOLE_SPLICE=0) nothing here throws: callers
- * get `undefined` and keep relaying in JS.
+ * copied into user space. Either socket may carry a WebSocket (a type 2 pool member over ws://): the addon then parses
+ * and writes the frames itself and still splices the payload. Without the addon (not built, not Linux,
+ * PORTHOLE_SPLICE=0) nothing here throws: callers get `undefined` and keep relaying in JS.
  */
+
+/** How a spliced socket carries the byte stream: as is, or as binary WebSocket messages (either role). */
+export type SpliceFraming = 'raw' | 'websocket-client' | 'websocket-server';
+
+const FRAMING_CODES: Record<SpliceFraming, number> = { raw: 0, 'websocket-client': 1, 'websocket-server': 2 };
+
+/**
+ * A pool stream the native relay can carry (WebSocketStream over ws://): it names its plain TCP socket and framing,
+ * or says why not right now. Its payload already parsed into its readable buffer is taken over as well.
+ */
+export interface SpliceableStream extends Duplex {
+  spliceSocket(): { socket: Socket; framing: SpliceFraming } | string;
+}
+
+/** One side of a pair the relay may take over. */
+export type SpliceSide = Socket | SpliceableStream;
+
+export function isSpliceable(stream: Duplex): stream is SpliceSide {
+  return stream instanceof Socket || typeof (stream as Partial<SpliceableStream>).spliceSocket === 'function';
+}
 
 /** Opaque handle of one native session. */
 type NativeSession = { readonly __nativeSession: unique symbol };
@@ -21,6 +43,12 @@ interface SpliceAddon {
     idleTimeoutMs: number,
     pipeSize: number,
     done: (error: (Error & { code?: string }) | null, up: number, down: number) => void,
+    userFraming?: number,
+    targetFraming?: number,
+    upHead?: Buffer,
+    downHead?: Buffer,
+    userWire?: Buffer,
+    targetWire?: Buffer,
   ): NativeSession;
   counters(session: NativeSession): [number, number];
   cancel(session: NativeSession): void;
@@ -47,6 +75,8 @@ export interface SpliceRelayOptions {
   onEnd?: (error: Error | undefined) => void;
   /** Bytes per pipe (one per direction); the kernel may grant less. Default 256 KiB. */
   pipeSize?: number;
+  /** Bytes already read from the user (e.g. while sniffing) to deliver to the target first. */
+  upHead?: Buffer;
 }
 
 /** A session running in the addon. */
@@ -96,26 +126,98 @@ function tcpHandle(socket: Socket): TcpHandle | undefined {
   return (socket as unknown as { _handle?: TcpHandle | null })._handle ?? undefined;
 }
 
+/** A side resolved to the socket the addon works on. */
+interface ResolvedSide {
+  /** What the caller gave: destroyed when the session ends, and its 'close' cancels it. */
+  stream: SpliceSide;
+  socket: Socket;
+  framing: SpliceFraming;
+}
+
+function resolveSide(side: SpliceSide): ResolvedSide | string {
+  if (side instanceof Socket) return { stream: side, socket: side, framing: 'raw' };
+  const inner = side.spliceSocket();
+  return typeof inner === 'string' ? inner : { stream: side, ...inner };
+}
+
+/**
+ * Whether a stream's JS buffers allow a takeover: bytes it has read but nobody consumed are fine (they are handed to
+ * the addon, up to what a pipe holds), a FIN it has read but not yet emitted is not (the addon would never see it),
+ * and neither is anything queued to write (the addon would overtake it).
+ */
+function streamIneligibility(stream: Duplex, pipeSize: number): string | undefined {
+  const readable = (stream as unknown as { _readableState?: { ended?: boolean } })._readableState;
+  if (stream.destroyed) return 'is closed';
+  if (stream.readableEnded || readable?.ended || stream.writableEnded) return 'is half-closed';
+  if (stream.writableLength > 0) return 'has bytes buffered in JS';
+  if (stream.readableLength > pipeSize) return 'has more bytes buffered in JS than a pipe holds';
+  return undefined;
+}
+
+function socketIneligibility(socket: Socket, pipeSize: number): string | undefined {
+  if (socket instanceof TLSSocket) return 'is TLS';
+  if (socket.connecting || socket.pending) return 'is not connected';
+  const why = streamIneligibility(socket, pipeSize);
+  if (why !== undefined) return why;
+  const fd = tcpHandle(socket)?.fd;
+  if (typeof fd !== 'number' || fd < 0) return 'has no fd';
+  return undefined;
+}
+
 /**
  * Why this pair cannot be spliced right now, or undefined if it can. The addon must be loaded, both sockets plain
- * connected TCP with an fd, nothing buffered in JS either way (bytes there would be overtaken), no rate limit (the
- * token buckets pace in JS).
+ * connected TCP with an fd, nothing buffered in JS on the sockets (bytes there would be overtaken; a WebSocket
+ * stream's parsed payload is handed over instead), no rate limit (the token buckets pace in JS).
  */
-export function spliceIneligibility(user: Socket, target: Socket, options: SpliceRelayOptions): string | undefined {
-  if (loadSpliceAddon() === undefined) return loadError;
+export function spliceIneligibility(
+  user: SpliceSide,
+  target: SpliceSide,
+  options: SpliceRelayOptions,
+): string | undefined {
+  const resolved = resolvePair(user, target, options);
+  return typeof resolved === 'string' ? resolved : undefined;
+}
+
+function resolvePair(
+  user: SpliceSide,
+  target: SpliceSide,
+  options: SpliceRelayOptions,
+): [ResolvedSide, ResolvedSide] | string {
+  if (loadSpliceAddon() === undefined) return loadError ?? 'addon not loaded';
   if (options.up.bucket !== undefined || options.down.bucket !== undefined) return 'rate limited';
-  for (const [name, socket] of [
+  const pipeSize = options.pipeSize ?? DEFAULT_PIPE_SIZE;
+  const sides: ResolvedSide[] = [];
+  for (const [name, side] of [
     ['user', user],
     ['target', target],
   ] as const) {
-    if (socket instanceof TLSSocket) return `${name} socket is TLS`;
-    if (socket.destroyed || socket.connecting || socket.pending) return `${name} socket is not connected`;
-    if (socket.readableEnded || socket.writableEnded) return `${name} socket is half-closed`;
-    if (socket.readableLength > 0 || socket.writableLength > 0) return `${name} socket has bytes buffered in JS`;
-    const fd = tcpHandle(socket)?.fd;
-    if (typeof fd !== 'number' || fd < 0) return `${name} socket has no fd`;
+    const resolved = resolveSide(side);
+    if (typeof resolved === 'string') return `${name} stream ${resolved}`;
+    if (resolved.socket !== side) {
+      const why = streamIneligibility(side, pipeSize);
+      if (why !== undefined) return `${name} stream ${why}`;
+    }
+    const why = socketIneligibility(resolved.socket, pipeSize);
+    if (why !== undefined) return `${name} socket ${why}`;
+    sides.push(resolved);
   }
-  return undefined;
+  return sides as [ResolvedSide, ResolvedSide];
+}
+
+/**
+ * Takes what a framed stream has parsed but nobody read yet, without letting its 'data' listeners see it (those belong
+ * to the JS relay, which must not write it anywhere): it becomes the head of that direction in the native pipe.
+ */
+function takeReadableBuffer(stream: Duplex): Buffer | undefined {
+  if (stream.readableLength === 0) return undefined;
+  const listeners = stream.listeners('data') as Array<(chunk: Buffer) => void>;
+  stream.removeAllListeners('data');
+  const chunks: Buffer[] = [];
+  for (let chunk = stream.read() as Buffer | null; chunk !== null; chunk = stream.read() as Buffer | null) {
+    chunks.push(chunk);
+  }
+  for (const listener of listeners) stream.on('data', listener);
+  return chunks.length === 0 ? undefined : Buffer.concat(chunks);
 }
 
 const live = new Map<NativeSession, { addon: SpliceAddon; up: Flow; down: Flow; seen: [number, number] }>();
@@ -147,19 +249,26 @@ function ensureFlushTimer(): void {
  * While the session runs, JS must not read from or write to the sockets; destroying one (e.g. on shutdown) is safe
  * and cancels the session. When it ends, `onEnd` runs and both sockets are destroyed.
  */
-export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOptions): SpliceSession | undefined {
-  if (spliceIneligibility(user, target, options) !== undefined) return undefined;
+export function spliceRelay(
+  user: SpliceSide,
+  target: SpliceSide,
+  options: SpliceRelayOptions,
+): SpliceSession | undefined {
+  const pair = resolvePair(user, target, options);
+  if (typeof pair === 'string') return undefined;
+  // Each direction's head goes into its pipe before the session starts: it must fit.
+  const pipeSize = options.pipeSize ?? DEFAULT_PIPE_SIZE;
+  if ((options.upHead?.length ?? 0) + pair[0].stream.readableLength > pipeSize) return undefined;
   const addon = loadSpliceAddon() as SpliceAddon;
-  const userHandle = tcpHandle(user) as TcpHandle;
-  const targetHandle = tcpHandle(target) as TcpHandle;
+  const sockets = pair.map((side) => side.socket) as [Socket, Socket];
+  const handles = sockets.map((socket) => tcpHandle(socket) as TcpHandle);
 
   // Stop libuv reading (pause() alone would let it read one more chunk into JS); this is synchronous, and nothing was
-  // buffered when checked above in this same tick, so no byte can be left behind in JS.
-  const savedTimeouts = [user.timeout, target.timeout];
-  for (const [socket, handle] of [
-    [user, userHandle],
-    [target, targetHandle],
-  ] as const) {
+  // buffered on the sockets when checked above in this same tick, so no byte can be left behind in JS.
+  const savedTimeouts = sockets.map((socket) => socket.timeout);
+  const wasFlowing = sockets.map((socket) => socket.readableFlowing === true);
+  for (const [i, socket] of sockets.entries()) {
+    const handle = handles[i] as TcpHandle;
     socket.pause();
     handle.reading = false;
     handle.readStop?.();
@@ -169,6 +278,30 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
     socket.setTimeout(0); // no reads or writes reach JS any more: its idle timer would fire on a busy session
     socket.setNoDelay(true);
   }
+  // A framed stream over the socket reads nothing more either (its _read would resume the socket).
+  const framed = pair.filter((side) => side.stream !== side.socket).map((side) => side.stream);
+  for (const stream of framed) (stream as unknown as { _read: () => void })._read = () => {};
+
+  // What JS read but nobody consumed goes first. On a plain socket it is payload; on a WebSocket, the payload ws parsed
+  // (in the stream) comes before the frame bytes it had not parsed yet (in the socket): the addon parses those.
+  const taken = pair.map((side) => {
+    const payload = side.socket === side.stream ? takeReadableBuffer(side.socket) : takeReadableBuffer(side.stream);
+    const wire = side.socket === side.stream ? undefined : takeReadableBuffer(side.socket);
+    return { payload, wire };
+  });
+  const userPayload = taken[0]?.payload;
+  const upHead =
+    options.upHead !== undefined && options.upHead.length > 0
+      ? Buffer.concat(userPayload === undefined ? [options.upHead] : [options.upHead, userPayload])
+      : userPayload;
+  const downHead = taken[1]?.payload;
+  const giveBack = () => {
+    for (const [i, side] of pair.entries()) {
+      const { payload, wire } = taken[i] as { payload?: Buffer; wire?: Buffer };
+      if (wire !== undefined) side.socket.unshift(wire);
+      if (payload !== undefined) side.stream.unshift(payload);
+    }
+  };
 
   let ended = false;
   let session: NativeSession;
@@ -193,18 +326,28 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
   };
   try {
     session = addon.start(
-      userHandle.fd as number,
-      targetHandle.fd as number,
+      (handles[0] as TcpHandle).fd as number,
+      (handles[1] as TcpHandle).fd as number,
       Math.max(0, Math.floor(options.idleTimeout)),
       options.pipeSize ?? DEFAULT_PIPE_SIZE,
       onDone,
+      FRAMING_CODES[pair[0].framing],
+      FRAMING_CODES[pair[1].framing],
+      upHead,
+      downHead,
+      taken[0]?.wire,
+      taken[1]?.wire,
     );
   } catch {
-    // The addon could not take the pair (out of fds for its pipes, say): give it back to JS as it was.
-    [user, target].forEach((socket, i) => {
+    // The addon could not take the pair (out of fds for its pipes, a smaller pipe than the head, say): give it back
+    // to JS as it was.
+    for (const stream of framed) delete (stream as unknown as { _read?: () => void })._read;
+    for (const [i, socket] of sockets.entries()) {
       delete (socket as unknown as { _read?: () => void })._read;
       if (savedTimeouts[i]) socket.setTimeout(savedTimeouts[i] as number);
-    });
+      if (wasFlowing[i]) socket.resume();
+    }
+    giveBack();
     return undefined;
   }
   live.set(session, { addon, up: options.up, down: options.down, seen: [0, 0] });
@@ -213,9 +356,12 @@ export function spliceRelay(user: Socket, target: Socket, options: SpliceRelayOp
   const cancel = () => {
     if (!ended) addon.cancel(session);
   };
-  // JS closing a socket (shutdown, a caller's destroy) ends the session; the addon holds its own dup of the fd.
-  user.once('close', cancel);
-  target.once('close', cancel);
+  // JS closing a socket or its stream (shutdown, a caller's destroy) ends the session; the addon holds its own dup of
+  // the fd.
+  for (const side of pair) {
+    side.stream.once('close', cancel);
+    if (side.socket !== side.stream) side.socket.once('close', cancel);
+  }
 
   return {
     counters() {

@@ -15,7 +15,7 @@ import {
 } from '../../src/tunnel/splice-relay.js';
 import { TokenBucket } from '../../src/tunnel/token-bucket.js';
 import type { Flow } from '../../src/tunnel/traffic.js';
-import { connectTcp, readBytes, sleep, type TestServer, tcpServer } from '../helpers/net.js';
+import { connectTcp, readBytes, recorder, sleep, type TestServer, tcpServer } from '../helpers/net.js';
 
 // The addon is optional for porthole, but where it can be built (Linux with a compiler, as on CI) a missing build is a
 // failure here, not a silent skip. PORTHOLE_SKIP_NATIVE=1 says the machine cannot build it.
@@ -396,6 +396,45 @@ describe('splice relay', () => {
       assert.equal(result.sha, sha(payload));
       assert.ok((relay.sessions[0] as Session).spliced);
       user.destroy();
+    });
+
+    test('bytes JS read but nobody consumed, and a head passed in, go first and in order', async () => {
+      const target = await recorder();
+      targets.push(target);
+      // The user's relay-side socket reads 10 KiB into its JS buffer while paused (as a user who writes before the
+      // tunnel is ready); the takeover hands those bytes to the addon rather than leaving the pair to JS.
+      const server = createServer({ allowHalfOpen: true }, (s) => s.pause());
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const accepted = once(server, 'connection') as Promise<[Socket]>;
+      const userSide = await connectTcp((server.address() as { port: number }).port);
+      const [user] = await accepted;
+      server.close();
+      user.on('error', () => {});
+      const early = randomBytes(10 * 1024);
+      userSide.write(early);
+      const deadline = Date.now() + 3000;
+      while (user.readableLength < early.length && Date.now() < deadline) await sleep(10);
+      assert.equal(user.readableLength, early.length, 'the early bytes wait in JS');
+      const targetSocket = await connectTcp(target.port);
+      const up = new CountingFlow();
+      const ended = new Promise<Error | undefined>((resolve) => {
+        const session = spliceRelay(user, targetSocket, {
+          up,
+          down: new CountingFlow(),
+          idleTimeout: 0,
+          upHead: Buffer.from('HEAD'),
+          onEnd: resolve,
+        });
+        assert.ok(session, 'taken over despite the buffered bytes');
+      });
+      const late = randomBytes(1024 * 1024);
+      await sendAll(userSide, late);
+      assert.equal(await withTimeout(ended, 10_000, 'session end'), undefined);
+      const all = Buffer.concat([Buffer.from('HEAD'), early, late]);
+      assert.equal(sha(target.received[0] as Buffer), sha(all));
+      assert.equal(up.bytes, all.length);
+      userSide.destroy();
     });
 
     test('TLS, rate-limited or JS-buffered pairs are not eligible and stay untouched', async () => {

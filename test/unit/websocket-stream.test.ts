@@ -21,6 +21,26 @@ async function streamPair(): Promise<{ client: WebSocketStream; server: WebSocke
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('WebSocketStream', () => {
+  test('a stream nobody reads leaves what arrives in its socket (parked); reading it then gets every byte', async () => {
+    const { client, server, close } = await streamPair();
+    try {
+      const socket = (server.webSocket as unknown as { _socket: import('node:net').Socket })._socket;
+      const messages: number[] = [];
+      server.webSocket.on('message', (data: Buffer) => messages.push(data.length));
+      const payload = randomBytes(200_000);
+      client.write(payload);
+      const deadline = Date.now() + 3000;
+      while (socket.readableLength < 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(socket.readableLength > 0, 'the bytes wait unparsed in the socket');
+      assert.deepEqual(messages, [], 'ws parsed nothing');
+      assert.equal(sha(await readBytes(server, payload.length, 5000)), sha(payload));
+    } finally {
+      client.destroy();
+      server.destroy();
+      close();
+    }
+  });
+
   test('a reader that stops reading makes the writer wait: bounded buffering, then every byte arrives intact', async () => {
     const { client, server, close } = await streamPair();
     try {
@@ -67,6 +87,8 @@ describe('WebSocketStream', () => {
     const { client, server, close } = await streamPair();
     try {
       const failed = once(server, 'error');
+      // Read: a stream nobody reads leaves what arrives unparsed in its socket (parked, see WebSocketStream).
+      server.resume();
       client.webSocket.send('text', { binary: false });
       const [err] = (await failed) as [Error];
       assert.match(err.message, /text message/);

@@ -1,5 +1,8 @@
+import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
+import type { SpliceableStream, SpliceFraming } from '../splice-relay.js';
 
 /** Largest message we send; bigger writes are split. NodePass writes at most 16–32 KiB per message. */
 export const MAX_MESSAGE = 256 * 1024;
@@ -12,6 +15,21 @@ const SEND_HIGH_WATER = 512 * 1024;
 function underlyingSocket(ws: WebSocket): Duplex | undefined {
   return (ws as unknown as { _socket?: Duplex })._socket;
 }
+
+/** The parts of ws 8's internals that say whether it holds bytes of a frame (receiver.js, sender.js). */
+interface WsInternals {
+  _isServer?: boolean;
+  _receiver?: {
+    _state?: number;
+    _bufferedBytes?: number;
+    _fragmented?: number;
+    _writableState?: { length: number };
+  };
+  _sender?: { _state?: number; _bufferedBytes?: number; _queue?: unknown[] };
+}
+
+/** ws's receiver state between frames (GET_INFO in receiver.js). */
+const WS_RECEIVER_BETWEEN_FRAMES = 0;
 
 /**
  * A WebSocket as a pool stream: each write goes out as one binary message, each binary message read is a chunk of
@@ -27,7 +45,7 @@ function underlyingSocket(ws: WebSocket): Duplex | undefined {
  * io.Copy never writes 0 bytes), and a NodePass peer simply closes the WebSocket when its copy ends, which ends this
  * stream as a Close frame does.
  */
-export class WebSocketStream extends Duplex {
+export class WebSocketStream extends Duplex implements SpliceableStream {
   /** Payload bytes received and sent (as net.Socket counts, so traffic counters treat both alike). */
   bytesRead = 0;
   bytesWritten = 0;
@@ -67,6 +85,62 @@ export class WebSocketStream extends Duplex {
       if (!this.writableEnded) this.end();
     });
     ws.on('error', (err) => this.destroy(err));
+    // A pool member idles until a session takes it: parked, so that the first bytes its peer sends then wait in the
+    // kernel (or, raw, in the socket) rather than in ws, where the native relay could not take them over mid-frame.
+    if (ws.readyState === WebSocket.OPEN) this.park();
+  }
+
+  /**
+   * Stops ws from reading: the socket is paused, so what arrives stays unparsed in it (a peer's FIN on an idle member
+   * is still seen: a paused socket with nothing buffered ends). Reading the stream again (resume, read) undoes it.
+   */
+  private park(): void {
+    (underlyingSocket(this.ws) as Socket | undefined)?.pause();
+  }
+
+  private unpark(): void {
+    if (this.ws.isPaused) this.ws.resume();
+    else underlyingSocket(this.ws)?.resume();
+  }
+
+  /** Pausing the stream parks ws too (see park), so a member read by hand (its id) idles parked afterwards. */
+  override pause(): this {
+    super.pause();
+    this.park();
+    return this;
+  }
+
+  override resume(): this {
+    this.unpark();
+    return super.resume();
+  }
+
+  /**
+   * For the native relay (splice-relay.ts): the plain TCP socket under a ws:// WebSocket and our role on it, when ws
+   * holds no byte of a frame, neither a partly received one (its receiver is between frames, nothing fragmented) nor
+   * one queued to send. Complete messages it already delivered into this stream's readable buffer are fine: the
+   * relay takes them over as payload. wss:// (TLS) stays on the JS path.
+   */
+  spliceSocket(): { socket: Socket; framing: SpliceFraming } | string {
+    if (this.ws.readyState !== WebSocket.OPEN) return 'is not open';
+    if (this.eof) return 'has ended';
+    const socket = underlyingSocket(this.ws);
+    if (!(socket instanceof Socket)) return 'has no socket';
+    if (socket instanceof TLSSocket) return 'is TLS';
+    const { _isServer, _receiver: receiver, _sender: sender } = this.ws as unknown as WsInternals;
+    if (
+      receiver === undefined ||
+      receiver._state !== WS_RECEIVER_BETWEEN_FRAMES ||
+      receiver._bufferedBytes !== 0 ||
+      receiver._fragmented !== 0 ||
+      (receiver._writableState?.length ?? 0) !== 0
+    ) {
+      return 'has a frame partly read in ws';
+    }
+    if (sender === undefined || sender._bufferedBytes !== 0 || (sender._queue?.length ?? 0) !== 0) {
+      return 'has a frame queued in ws';
+    }
+    return { socket, framing: _isServer ? 'websocket-server' : 'websocket-client' };
   }
 
   /** The underlying WebSocket (for its TLS socket or close code). */
@@ -81,7 +155,7 @@ export class WebSocketStream extends Duplex {
   }
 
   override _read(): void {
-    if (this.ws.isPaused) this.ws.resume();
+    this.unpark();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
