@@ -967,11 +967,18 @@ static napi_value js_cancel(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// What start() understands, checked by src/tunnel/splice-relay.ts: a build older than the JS would ignore arguments
+// it does not know (heads, framing) and lose their bytes, so JS refuses a mismatch and relays in JS instead.
+#define ABI_VERSION 2
+
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value abi;
+  napi_create_int32(env, ABI_VERSION, &abi);
   napi_property_descriptor props[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL},
       {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_default, NULL},
+      {"abi", NULL, NULL, NULL, NULL, abi, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

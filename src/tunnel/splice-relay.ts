@@ -52,7 +52,12 @@ interface SpliceAddon {
   ): NativeSession;
   counters(session: NativeSession): [number, number];
   cancel(session: NativeSession): void;
+  /** What start() understands (ABI_VERSION in splice_relay.c); absent before heads and framing existed. */
+  abi?: number;
 }
+
+/** The addon ABI this code needs. */
+const ADDON_ABI = 2;
 
 /** The socket internals the takeover needs: libuv's fd and its read switch (Linux, net.Socket over TCP). */
 interface TcpHandle {
@@ -108,7 +113,10 @@ export function loadSpliceAddon(): SpliceAddon | undefined {
       process.env.PORTHOLE_SPLICE_ADDON ??
       join(import.meta.dirname, '..', '..', 'native', 'splice-relay', 'build', 'Release', 'splice_relay.node');
     try {
-      loaded = createRequire(import.meta.url)(path) as SpliceAddon;
+      const addon = createRequire(import.meta.url)(path) as SpliceAddon;
+      // A stale build would silently ignore the heads and framing it does not know about: relay in JS instead.
+      if (addon.abi === ADDON_ABI) loaded = addon;
+      else loadError = `${path} is an older build (ABI ${addon.abi ?? 1}, need ${ADDON_ABI}): run npm run build:native`;
     } catch (err) {
       loadError = `cannot load ${path}: ${(err as Error).message.split('\n')[0]}`;
     }

@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   loadSpliceAddon,
@@ -467,6 +469,24 @@ describe('splice relay', () => {
     assert.equal(result.spliced, false);
     assert.equal(result.bytes, 100_000);
     assert.match(result.reason, /cannot load \/nonexistent/);
+  });
+
+  test('an addon built before this code (older ABI) is not used: the JS Relay carries the session, no byte lost', async () => {
+    // A stand-in for a stale build: the old start() signature, no `abi`; were it used, heads would be dropped.
+    const dir = mkdtempSync(join(tmpdir(), 'porthole-stale-addon-'));
+    const stale = join(dir, 'splice_relay.cjs');
+    writeFileSync(
+      stale,
+      'module.exports = { start() { throw new Error("stale addon used"); }, counters() { return [0, 0]; }, cancel() {} };',
+    );
+    try {
+      const result = await relayInChild({ PORTHOLE_SPLICE_ADDON: stale }, '');
+      assert.equal(result.spliced, false);
+      assert.equal(result.bytes, 100_000);
+      assert.match(result.reason, /older build \(ABI 1, need 2\): run npm run build:native/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test(
