@@ -284,7 +284,9 @@ export class Hub {
         frame.renew && typeof frame.renew === 'object'
           ? { tunnelId: text(frame.renew.tunnelId, 64), secret: text(frame.renew.secret, 128) }
           : undefined;
-      const known = renew !== undefined && this.registry.tunnels.has(renew.tunnelId);
+      const old = renew && this.registry.tunnels.get(renew.tunnelId);
+      // Renewing a tunnel adds none: the cap does not apply (with a wrong secret it would, as a new registration).
+      const known = old !== undefined && renew !== undefined && sameHex(renew.secret, old.secret);
       if (this.config.maxTunnels > 0 && !known && this.registry.tunnels.size >= this.config.maxTunnels) {
         throw new RegistrationError(`the hub holds its maximum of ${this.config.maxTunnels} tunnels`);
       }
