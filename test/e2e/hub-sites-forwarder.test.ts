@@ -530,14 +530,23 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
     down.socket.destroy();
   });
 
-  test('a site that stops being a plain proxy applies to connections already open, between their requests', async () => {
-    const { socket, responses } = await open();
-    socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
-    assert.equal((await responses.next()).status, 200);
-    const r = await client(connector, 'POST', '/traffic/update', {
-      https: [{ domain: 'change.test', redirectURL: 'https://moved.example/' }],
-    });
+  /** Replaces change.test's settings at the connector. */
+  const changeSite = async (settings: Record<string, unknown>) => {
+    const r = await client(connector, 'POST', '/traffic/update', { https: [{ domain: 'change.test', ...settings }] });
     assert.equal(r.status, 200, JSON.stringify(r.body));
+  };
+
+  /** A connection with one request to change.test answered (on the forwarder while change.test is a plain proxy). */
+  const openChangeSite = async () => {
+    const opened = await open();
+    opened.socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
+    assert.equal((await opened.responses.next()).status, 200);
+    return opened;
+  };
+
+  test('a site that stops being a plain proxy applies to connections already open, between their requests', async () => {
+    const { socket, responses } = await openChangeSite();
+    await changeSite({ redirectURL: 'https://moved.example/' });
     socket.write('GET /headers?second HTTP/1.1\r\nHost: change.test\r\n\r\n');
     const moved = await responses.next();
     assert.equal(moved.status, 302);
@@ -547,17 +556,9 @@ describe('hub + connector: the site forwarder (plain proxy sites)', () => {
   });
 
   test('a connection handed to node:http after the client half-closed still gets its answer', async () => {
-    const r0 = await client(connector, 'POST', '/traffic/update', {
-      https: [{ domain: 'change.test', destination: '127.0.0.1', port: origin.port }],
-    });
-    assert.equal(r0.status, 200, JSON.stringify(r0.body));
-    const { socket, responses } = await open();
-    socket.write('GET /headers?first HTTP/1.1\r\nHost: change.test\r\n\r\n');
-    assert.equal((await responses.next()).status, 200);
-    const r = await client(connector, 'POST', '/traffic/update', {
-      https: [{ domain: 'change.test', redirectURL: 'https://moved.example/' }],
-    });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await changeSite({ destination: '127.0.0.1', port: origin.port });
+    const { socket, responses } = await openChangeSite();
+    await changeSite({ redirectURL: 'https://moved.example/' });
     socket.end('GET /headers?after-fin HTTP/1.1\r\nHost: change.test\r\n\r\n');
     assert.equal((await responses.next()).status, 302);
     await responses.closed();

@@ -106,6 +106,14 @@ async function writeQuic(stream: QuicStream, bytes: Buffer): Promise<void> {
   writer.releaseLock();
 }
 
+/** The first stream of a connection: 0x00 in, the control channel's all-zero id out. */
+async function openControl(client: QuicClient): Promise<QuicStream> {
+  const control = client.connection.newStream('bidi');
+  await writeQuic(control, Buffer.from([0x00]));
+  assert.equal((await readQuic(control, 4)).toString('hex'), '00000000', 'the first member is the control channel');
+  return control;
+}
+
 /** Waits for a process to exit by itself (SIGKILL after `ms`); resolves with its exit code. */
 async function exitOf(p: PortholeProcess, ms = 10_000): Promise<number | null> {
   if (p.proc.exitCode !== null) return p.proc.exitCode;
@@ -129,9 +137,7 @@ describe('QUIC pool (type=1) on the wire', { skip: SKIP }, () => {
       client = await quicConnect(port);
       // The server shows its in-memory certificate (tls=1: the client pins it through `verify`, never by a CA).
       assert.equal(client.connection.getRemoteCertsChain().length, 1);
-      const control = client.connection.newStream('bidi');
-      await writeQuic(control, Buffer.from([0x00]));
-      assert.equal((await readQuic(control, 4)).toString('hex'), '00000000', 'the first member is the control channel');
+      await openControl(client);
       const member = client.connection.newStream('bidi');
       await writeQuic(member, Buffer.from([0x00]));
       const id = await readQuic(member, 4);
@@ -149,9 +155,7 @@ describe('QUIC pool (type=1) on the wire', { skip: SKIP }, () => {
     try {
       assert.equal((await handshake(port)).status, 200);
       client = await quicConnect(port);
-      const control = client.connection.newStream('bidi');
-      await writeQuic(control, Buffer.from([0x00]));
-      assert.equal((await readQuic(control, 4)).toString('hex'), '00000000');
+      await openControl(client);
       const bad = client.connection.newStream('bidi');
       await writeQuic(bad, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
       await assert.rejects(readQuic(bad, 4));
@@ -171,9 +175,7 @@ describe('QUIC pool (type=1) on the wire', { skip: SKIP }, () => {
     try {
       assert.equal((await handshake(port)).status, 200);
       client = await quicConnect(port);
-      const control = client.connection.newStream('bidi');
-      await writeQuic(control, Buffer.from([0x00]));
-      assert.equal((await readQuic(control, 4)).toString('hex'), '00000000');
+      const control = await openControl(client);
       const member = client.connection.newStream('bidi');
       await writeQuic(member, Buffer.from([0x00]));
       assert.equal((await readQuic(member, 4)).length, 4);
