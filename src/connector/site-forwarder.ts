@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
@@ -16,7 +17,7 @@ import {
 } from './http1-head.js';
 import { PendingBytes } from './pending-bytes.js';
 import { ReplayedInput } from './replayed-input.js';
-import { FORWARDING_FIELDS, misdirected, type StreamContext, upstreamOf } from './site-proxy.js';
+import { isForwardingField, misdirected, type StreamContext, upstreamOf } from './site-proxy.js';
 
 /** An idle keep-alive connection (no request in flight) is closed after this long, as node:http's keepAliveTimeout. */
 const IDLE_TIMEOUT = 60_000;
@@ -61,11 +62,6 @@ export function isForwardable(site: Http, proto: 'http' | 'https'): boolean {
   );
 }
 
-/** A field name as the upstream may read it: lower case, underscores as hyphens. */
-function canonicalName(lower: string): string {
-  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
-}
-
 interface InFlight {
   method: string;
   upgrade: boolean;
@@ -93,6 +89,8 @@ export class ForwardedConnection {
   private readonly inFlight: InFlight[] = [];
   /** Upstream bytes of an incomplete response head. */
   private readonly responsePending = new PendingBytes();
+  /** How much of an incomplete response head in `responsePending` was searched already. */
+  private pendingResponseScanned = 0;
   private responseBody: BodyScanner | undefined;
   /** Responses the upstream has completed on this connection. */
   private served = 0;
@@ -271,7 +269,7 @@ export class ForwardedConnection {
 
   /** Answers the client with a short error response (nothing of another response is pending) and closes. */
   private finishWith(status: number, message: string): void {
-    const reason = REASONS[status] ?? 'Error';
+    const reason = STATUS_CODES[status] ?? 'Error';
     const body = `${message}\n`;
     this.upstream?.destroy();
     this.client.end(
@@ -325,7 +323,7 @@ export class ForwardedConnection {
     for (const [name, value] of head.headers) {
       const lower = name.toLowerCase();
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
-      if (FORWARDING_FIELDS.has(canonicalName(lower))) continue;
+      if (isForwardingField(lower)) continue;
       if (PROXY_FIELDS.has(lower) || dropped.has(lower)) continue;
       if (lower === 'connection') {
         if (kept.length > 0) text += `Connection: ${kept.join(', ')}\r\n`;
@@ -425,9 +423,6 @@ export class ForwardedConnection {
     this.writeClient(data.subarray(0, from));
     this.responsePending.consume(from);
   };
-  /** How much of an incomplete response head in `responsePending` was searched already. */
-  private pendingResponseScanned = 0;
-
   private responseDone(): void {
     this.inFlight.shift();
     this.served++;
@@ -550,11 +545,3 @@ export class ForwardedConnection {
     this.client.destroy();
   }
 }
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  405: 'Method Not Allowed',
-  421: 'Misdirected Request',
-  431: 'Request Header Fields Too Large',
-  502: 'Bad Gateway',
-};

@@ -38,13 +38,18 @@ const HOP_BY_HOP = new Set([
  * Client-supplied fields an upstream may read as what a proxy vouches for: dropped, so only ours arrive. Underscore
  * spellings too: CGI-style servers map `X_Forwarded_For` to the same variable as `X-Forwarded-For`.
  */
-export const FORWARDING_FIELDS = new Set([
+const FORWARDING_FIELDS = new Set([
   'forwarded',
   'x-real-ip',
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-host',
 ]);
+
+/** Whether a request field (lower-case name) is one of those, in any spelling. */
+export function isForwardingField(lowerName: string): boolean {
+  return FORWARDING_FIELDS.has(lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName);
+}
 
 /**
  * The hub routes a connection by its first request: a later one naming another site would reach this one's upstream
@@ -92,7 +97,7 @@ export function forwardHeaders(
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || connectionTokens.has(name)) continue;
     // The client's own Forwarded / X-Real-IP / X-Forwarded-* (any spelling) would pass for ours.
-    if (FORWARDING_FIELDS.has(name.replaceAll('_', '-'))) continue;
+    if (isForwardingField(name)) continue;
     headers[name] = value;
   }
   const host = req.headers.host ?? ctx.domain;
