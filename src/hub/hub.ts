@@ -85,8 +85,10 @@ export class Hub {
   readonly store: HubStore;
   readonly sessions = new Map<string, Session>();
   /** The sites each live session last claimed, refused ones included (see offerReleased), and the refusals. */
-  private readonly siteClaims = new Map<Session, unknown[]>();
-  private readonly siteRefusals = new Map<Session, Array<{ domain: string; error: string }>>();
+  private readonly siteClaims = new Map<
+    Session,
+    { sites: unknown[]; refused: Array<{ domain: string; error: string }> }
+  >();
   private readonly sessionsById = new Map<string, Session>();
   private readonly listeners = new Map<number, PortListener>();
   private readonly policy: PortmapPolicy;
@@ -424,9 +426,8 @@ export class Hub {
    */
   private onSites(session: Session, sites: unknown[]): void {
     const tunnel = session.tunnel;
-    this.siteClaims.set(session, sites);
     const { refused, changed } = this.sites.claim(tunnel.id, sites, this.registry.domainPatterns(tunnel));
-    this.siteRefusals.set(session, refused);
+    this.siteClaims.set(session, { sites, refused });
     if (refused.length > 0) session.send({ type: 'sites-refused', refused });
     if (changed) this.store.save().catch(() => {});
   }
@@ -436,7 +437,7 @@ export class Hub {
    * rather than at that tunnel's next site change; the connector hears so (and may now order its certificate).
    */
   offerReleased(domain: string): void {
-    for (const [session, sites] of this.siteClaims) {
+    for (const [session, { sites }] of this.siteClaims) {
       if (this.sites.lookup(domain) || this.sessions.get(session.tunnel.id) !== session) continue;
       const names = sites.map((s) => normalizeDomain(String((s as { domain?: unknown })?.domain ?? '')));
       if (!names.includes(domain)) continue;
@@ -507,7 +508,6 @@ export class Hub {
   private onSessionClose(session: Session): void {
     this.sessionsById.delete(session.id);
     this.siteClaims.delete(session);
-    this.siteRefusals.delete(session);
     if (this.sessions.get(session.tunnel.id) === session) {
       this.sessions.delete(session.tunnel.id);
       this.sites.unroute(session.tunnel.id);
@@ -714,7 +714,7 @@ export class Hub {
       states.push({ domain: r.domain, state: this.sites.lookup(r.domain)?.tunnelId === t.id ? 'routed' : 'reserved' });
     }
     const session = this.sessions.get(t.id);
-    for (const r of (session && this.siteRefusals.get(session)) || []) {
+    for (const r of (session && this.siteClaims.get(session)?.refused) || []) {
       states.push({ domain: r.domain, state: 'refused', error: r.error });
     }
     return states;
@@ -724,7 +724,7 @@ export class Hub {
   siteClaimsOf(t: StoredTunnel): unknown[] {
     const session = this.sessions.get(t.id);
     const claims = session && this.siteClaims.get(session);
-    if (claims) return claims;
+    if (claims) return claims.sites;
     return this.sites
       .reservations()
       .filter((r) => r.tunnelId === t.id)
