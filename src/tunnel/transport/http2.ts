@@ -12,6 +12,7 @@ import {
 import type { Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { readExactly } from '../read-exactly.js';
+import { readMemberId } from './member-id.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
@@ -165,12 +166,11 @@ export class Http2ClientTransport implements PoolClientTransport {
         const body = await readExactly(stream, 64, 1000).catch(() => Buffer.alloc(0));
         throw new Error(`pool stream refused: ${status} ${body.toString('utf8').trim()}`);
       }
-      const id = (await readExactly(stream, 4, dialTimeout)).toString('hex');
-      return { id, stream, ...(fingerprint ? { fingerprint } : {}) };
     } catch (err) {
       stream.destroy();
       throw err;
     }
+    return readMemberId(stream, dialTimeout, fingerprint);
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../common/logger.js';
 import type { CertificatePair } from '../certificates.js';
 import { readExactly } from '../read-exactly.js';
+import { readMemberId } from './member-id.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import {
   clientCrypto,
@@ -243,14 +244,8 @@ export class QuicClientTransport implements PoolClientTransport {
     }
     const stream = new QuicStreamDuplex(quic);
     stream.on('error', () => {});
-    try {
-      stream.write(Buffer.from([0]));
-      const id = (await readExactly(stream, 4, dialTimeout)).toString('hex');
-      return { id, stream, ...(fingerprint ? { fingerprint } : {}) };
-    } catch (err) {
-      stream.destroy();
-      throw err;
-    }
+    stream.write(Buffer.from([0]));
+    return readMemberId(stream, dialTimeout, fingerprint);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { PoolStream } from '../pool.js';
-import { readExactly } from '../read-exactly.js';
+import { readMemberId } from './member-id.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
@@ -72,9 +72,7 @@ export class TcpClientTransport implements PoolClientTransport {
       });
     });
     if (tls !== 0) socket.setKeepAlive(true, keepAlive);
-    const id = (await readExactly(socket, 4, dialTimeout)).toString('hex');
-    const fingerprint = tls === 0 ? undefined : peerFingerprint(socket as TLSSocket);
-    return { id, stream: socket, ...(fingerprint ? { fingerprint } : {}) };
+    return readMemberId(socket, dialTimeout, tls === 0 ? undefined : peerFingerprint(socket as TLSSocket));
   }
 
   close(): void {}

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { readExactly } from '../read-exactly.js';
+import { readMemberId } from './member-id.js';
 import type { ClientTransportOptions, ServerTransportOptions } from './options.js';
 import { clientTlsOptions, openMemberConnection, peerFingerprint } from './tls.js';
 import type { DialedMember, PoolClientTransport, PoolServerTransport } from './types.js';
@@ -71,13 +71,7 @@ export class WebSocketClientTransport implements PoolClientTransport {
       ...(this.secure ? { tls: clientTlsOptions(tls === 1 ? 1 : 2, servername) } : {}),
     });
     const fingerprint = this.secure ? peerFingerprint(socket as TLSSocket) : undefined;
-    try {
-      const id = (await readExactly(stream, 4, dialTimeout)).toString('hex');
-      return { id, stream, ...(fingerprint ? { fingerprint } : {}) };
-    } catch (err) {
-      stream.destroy();
-      throw err;
-    }
+    return readMemberId(stream, dialTimeout, fingerprint);
   }
 
   close(): void {}
