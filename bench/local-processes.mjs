@@ -20,11 +20,30 @@ export function freePort() {
   return listen(server).then((port) => new Promise((resolve) => server.close(() => resolve(port))));
 }
 
-/** CPU seconds (user + system) a process has used so far. */
-export function cpuSeconds(pid) {
+/** The CPU fields of /proc/<pid>/stat: [utime, stime, cutime, cstime] in clock ticks. */
+function cpuFields(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  // After the name, field 3 (state) is index 0: utime (14) is 11, stime 12, cutime 13, cstime 14.
+  return stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .slice(11, 15)
+    .map(Number);
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far; with `reaped`, plus the children it has waited for (socat's
+ * forked relays, counted once reaped).
+ */
+export function cpuSeconds(pid, { reaped = false } = {}) {
+  const [utime, stime, cutime, cstime] = cpuFields(pid);
+  return (utime + stime + (reaped ? cutime + cstime : 0)) / CLK_TCK;
+}
+
+/** CPU seconds of the children this process has waited for (a tool run with execFileSync, e.g. wrk). */
+export function waitedChildrenCpuSeconds() {
+  const [, , cutime, cstime] = cpuFields('self');
+  return (cutime + cstime) / CLK_TCK;
 }
 
 /** SIGTERM to each process still running, SIGKILL to any still there 3 s later; resolves when all have exited. */

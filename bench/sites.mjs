@@ -5,9 +5,9 @@
 // Tunables: BENCH_DURATION (wrk seconds, 5), BENCH_CONNECTIONS (50), BENCH_THREADS (2), BENCH_BODY (bytes, 1024).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cpuSeconds, freePort, waitedChildrenCpuSeconds } from './local-processes.mjs';
 import { writeSection } from './sections.mjs';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -60,37 +60,18 @@ function runCli(args) {
   return execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
 }
 
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/**
- * CPU seconds (user + system) a process has used so far. `self-children`: the waited-for children of this process
- * (wrk); a `+children` suffix adds the process's own waited-for children (socat's forked relays).
- */
-function cpuSeconds(pid) {
-  const [id, plus] = String(pid).split('+');
-  const stat = readFileSync(`/proc/${id === 'self-children' ? 'self' : id}/stat`, 'utf8');
-  const fields = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
-  // After the name: field 3 is index 0, so utime (14) is 11, stime 12, cutime 13, cstime 14; clock ticks of 1/100 s.
-  if (id === 'self-children') return (fields[13] + fields[14]) / 100;
-  return (fields[11] + fields[12] + (plus === 'children' ? fields[13] + fields[14] : 0)) / 100;
-}
+/** CPU meters for wrk(): a process's own time, or with the children it reaped (socat's forked relays). */
+const ownCpu = (proc) => () => cpuSeconds(proc.pid);
+const withReaped = (proc) => () => cpuSeconds(proc.pid, { reaped: true });
 
 /**
  * `wrk` against url with a Host header; requests/s, latency percentiles (ms) and the CPU microseconds per request of
- * wrk and of each process in `pids` ({ name: pid }) over the run.
+ * wrk and of each meter in `meters` ({ name: () => CPU seconds }) over the run. `settle`: wait a moment before the
+ * last reading (socat reaps its forked relays when wrk's connections close; only then is their CPU counted).
  */
-function wrk(url, host, pids) {
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
-  const wrkBefore = cpuSeconds('self-children');
+function wrk(url, host, meters, { settle = false } = {}) {
+  const before = Object.fromEntries(Object.entries(meters).map(([name, read]) => [name, read()]));
+  const wrkBefore = waitedChildrenCpuSeconds();
   const out = execFileSync(
     'wrk',
     ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${DURATION}s`, '--latency', '-H', `Host: ${host}`, url],
@@ -106,10 +87,9 @@ function wrk(url, host, pids) {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)?.[0] ?? '';
   const perRequest = (seconds) => (seconds * 1e6) / requests;
-  // socat reaps its forked relays when wrk's connections close: give it a moment so their CPU is counted.
-  if (Object.values(pids).some((p) => String(p).endsWith('+children'))) execFileSync('sleep', ['0.5']);
-  const cpu = { wrk: perRequest(cpuSeconds('self-children') - wrkBefore) };
-  for (const [name, pid] of Object.entries(pids)) cpu[name] = perRequest(cpuSeconds(pid) - before[name]);
+  if (settle) execFileSync('sleep', ['0.5']);
+  const cpu = { wrk: perRequest(waitedChildrenCpuSeconds() - wrkBefore) };
+  for (const [name, read] of Object.entries(meters)) cpu[name] = perRequest(read() - before[name]);
   return { rps, p50: ms(50), p90: ms(90), p99: ms(99), errors, cpu };
 }
 
@@ -160,7 +140,7 @@ async function main() {
     s.listen(0, '127.0.0.1', () => console.log('origin port ' + s.address().port));`;
   const { proc: origin, port: originPort } = await inlineServer('origin', originCode);
 
-  const rows = [['origin direct', wrk(`http://127.0.0.1:${originPort}/`, 'origin.test', { origin: origin.pid })]];
+  const rows = [['origin direct', wrk(`http://127.0.0.1:${originPort}/`, 'origin.test', { origin: ownCpu(origin) })]];
   log(`direct: ${rows[0][1].rps} req/s`);
 
   // The plain relay of this benchmark (what socat is to the tunnel benchmark): the smallest node:http reverse proxy —
@@ -183,7 +163,7 @@ async function main() {
   const { proc: proxy, port: proxyPort } = await inlineServer('proxy', proxyCode);
   rows.push([
     'plain node:http proxy, no tunnel (baseline)',
-    wrk(`http://127.0.0.1:${proxyPort}/`, 'origin.test', { proxy: proxy.pid, origin: origin.pid }),
+    wrk(`http://127.0.0.1:${proxyPort}/`, 'origin.test', { proxy: ownCpu(proxy), origin: ownCpu(origin) }),
   ]);
   log(`plain proxy: ${rows[1][1].rps} req/s`);
   proxy.kill('SIGTERM');
@@ -204,16 +184,22 @@ async function main() {
   await new Promise((r) => setTimeout(r, 300));
   rows.push([
     'socat relay, no HTTP (1 hop)',
-    wrk(`http://127.0.0.1:${relayPort}/`, 'origin.test', { relay: `${relay.pid}+children`, origin: origin.pid }),
+    wrk(
+      `http://127.0.0.1:${relayPort}/`,
+      'origin.test',
+      { relay: withReaped(relay), origin: ownCpu(origin) },
+      { settle: true },
+    ),
   ]);
   log(`socat relay: ${rows.at(-1)[1].rps} req/s`);
   rows.push([
     'socat chain, no HTTP (2 hops, as hub + connector)',
-    wrk(`http://127.0.0.1:${chainPort}/`, 'origin.test', {
-      relay: `${relay.pid}+children`,
-      chain: `${chain.pid}+children`,
-      origin: origin.pid,
-    }),
+    wrk(
+      `http://127.0.0.1:${chainPort}/`,
+      'origin.test',
+      { relay: withReaped(relay), chain: withReaped(chain), origin: ownCpu(origin) },
+      { settle: true },
+    ),
   ]);
   log(`socat chain: ${rows.at(-1)[1].rps} req/s`);
   relay.kill('SIGTERM');
@@ -286,9 +272,9 @@ async function main() {
       await new Promise((r2) => setTimeout(r2, 100));
     }
     const result = wrk(`http://127.0.0.1:${httpPort}/`, 'bench.test', {
-      hub: hub.proc.pid,
-      connector: connector.proc.pid,
-      origin: origin.pid,
+      hub: ownCpu(hub.proc),
+      connector: ownCpu(connector.proc),
+      origin: ownCpu(origin),
     });
     log(`through hub (${name}): ${result.rps} req/s`);
     rows.push([label, result]);

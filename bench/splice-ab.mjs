@@ -11,9 +11,9 @@
 // BENCH_PIPE_SIZE (bytes per splice pipe, the relay's default 256 KiB), BENCH_TUNNEL=1 (adds the dual-end tunnel,
 // tls=0, with PORTHOLE_SPLICE=0 and as built, compared with two socat hops; needs BENCH_HOPS to include 2).
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds } from './local-processes.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const duration = Number(process.env.BENCH_DURATION ?? 3);
@@ -42,12 +42,6 @@ function start(name, command, args, env = process.env) {
   });
   children.push(child);
   return child;
-}
-
-/** utime + stime of a process in seconds. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
 }
 
 async function waitReady(port) {
