@@ -9,6 +9,7 @@ import {
   configureConnector,
   type HubProcess,
   removeDir,
+  runConfigure,
   startConnector,
   startHub,
   tempDir,
@@ -183,20 +184,7 @@ describe('porthole hub / connector command lines', () => {
     } finally {
       await c.stop();
     }
-    const configure = (...extra: string[]) =>
-      runPorthole([
-        'connector',
-        'configure',
-        '--config',
-        config,
-        '--hub',
-        hub.address,
-        '--token',
-        BOOT_TOKEN,
-        '--name',
-        'again',
-        ...extra,
-      ]);
+    const configure = (...extra: string[]) => runConfigure(hub, config, '--name', 'again', ...extra);
     const again = await configure();
     assert.equal(again.code, 0, again.output);
     assert.match(again.output, new RegExp(`Kept tunnel ${first.tunnelId}`));

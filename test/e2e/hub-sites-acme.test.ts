@@ -8,12 +8,12 @@ import { connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate } from '../../src/tunnel/certificates.js';
 import {
   admin,
-  BOOT_TOKEN,
   type ConnectorProcess,
   client,
   configureConnector,
   type HubProcess,
   removeDir,
+  runConfigure,
   startConnector,
   startHub,
   tempDir,
@@ -21,7 +21,6 @@ import {
 } from '../helpers/hub.js';
 import { freePort } from '../helpers/net.js';
 import { type Pebble, pebbleMissing, startPebble } from '../helpers/pebble.js';
-import { runPorthole } from '../helpers/porthole.js';
 
 const missing = pebbleMissing();
 if (missing) console.log(`# Let's Encrypt tests skipped: ${missing}`);
@@ -302,49 +301,21 @@ describe("Let's Encrypt certificates (useLetsEnc) through the hub", { timeout: 1
 
   test('configure keeps --acme-email/--acme-directory; bad values are refused before registering', async () => {
     const path = join(dir, 'flags.json');
-    const bad = await runPorthole([
-      'connector',
-      'configure',
-      '--config',
-      path,
-      '--hub',
-      hub.address,
-      '--token',
-      BOOT_TOKEN,
-      '--acme-email',
-      'nobody',
-    ]);
+    const bad = await runConfigure(hub, path, '--acme-email', 'nobody');
     assert.notEqual(bad.code, 0);
     assert.match(bad.output, /--acme-email: expected an e-mail address, got "nobody"/);
-    const badDir = await runPorthole([
-      'connector',
-      'configure',
-      '--config',
-      path,
-      '--hub',
-      hub.address,
-      '--token',
-      BOOT_TOKEN,
-      '--acme-directory',
-      'ftp://x',
-    ]);
+    const badDir = await runConfigure(hub, path, '--acme-directory', 'ftp://x');
     assert.match(badDir.output, /--acme-directory: expected an https:\/\/ URL/);
     assert.equal(existsSync(path), false, 'nothing registered or saved');
     const tunnelsBefore = (await admin(hub, 'GET', '/tunnel/list')).body.tunnels.length;
-    const ok = await runPorthole([
-      'connector',
-      'configure',
-      '--config',
+    const ok = await runConfigure(
+      hub,
       path,
-      '--hub',
-      hub.address,
-      '--token',
-      BOOT_TOKEN,
       '--acme-email',
       'ops@example.test',
       '--acme-directory',
       'https://acme.example.test/dir',
-    ]);
+    );
     assert.equal(ok.code, 0, ok.output);
     assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')).acme, {
       directoryUrl: 'https://acme.example.test/dir',

@@ -119,10 +119,9 @@ export interface ConnectorProcess extends PortholeProcess {
   kill9(): Promise<void>;
 }
 
-/** `connector configure` into a fresh config file; sets fast reconnects for tests. */
-export async function configureConnector(hub: HubProcess, name: string, dir: string): Promise<string> {
-  const configPath = join(dir, `${name}.json`);
-  const r = await runPorthole([
+/** `porthole connector configure` against the hub with the bootstrap token, into `configPath`, plus `extra` flags. */
+export function runConfigure(hub: HubProcess, configPath: string, ...extra: string[]): ReturnType<typeof runPorthole> {
+  return runPorthole([
     'connector',
     'configure',
     '--config',
@@ -131,9 +130,14 @@ export async function configureConnector(hub: HubProcess, name: string, dir: str
     hub.address,
     '--token',
     BOOT_TOKEN,
-    '--name',
-    name,
+    ...extra,
   ]);
+}
+
+/** `connector configure` into a fresh config file; sets fast reconnects for tests. */
+export async function configureConnector(hub: HubProcess, name: string, dir: string): Promise<string> {
+  const configPath = join(dir, `${name}.json`);
+  const r = await runConfigure(hub, configPath, '--name', name);
   assert.equal(r.code, 0, r.output);
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
   config.reconnect = { initialDelay: 100, maxDelay: 800, maxRetries: 0 };
