@@ -220,8 +220,9 @@ export class ForwardedConnection {
         }
         if (head.method === 'CONNECT') throw new HttpMessageError(405, 'CONNECT is not served by sites');
         const framing = requestFraming(head);
-        const upgrade = fieldValues(head, 'upgrade').length > 0 && fieldTokens(head, 'connection').includes('upgrade');
-        const text = this.rewriteHead(head);
+        const connection = fieldTokens(head, 'connection');
+        const upgrade = fieldValues(head, 'upgrade').length > 0 && connection.includes('upgrade');
+        const text = this.rewriteHead(head, connection);
         if (!this.upstream) this.connectUpstream().cork();
         this.writeUpstream(text);
         this.pending.consume(head.length);
@@ -298,11 +299,12 @@ export class ForwardedConnection {
     else this.whenIdle ??= () => this.endClient();
   }
 
-  private rewriteHead(head: RequestHead): string {
+  /** The head the upstream gets; `connection`: the request's Connection options (fieldTokens), read once by the caller. */
+  private rewriteHead(head: RequestHead, connection: string[]): string {
     const { site, ctx } = this;
     const dropped = new Set<string>();
     const kept: string[] = [];
-    for (const token of fieldTokens(head, 'connection')) {
+    for (const token of connection) {
       if (CONNECTION_OPTIONS.has(token)) kept.push(token);
       else if (MESSAGE_FIELDS.has(token)) {
         // Dropping one would change how the upstream reads the message (its length, its target) from how we did.
